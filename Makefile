@@ -1,0 +1,34 @@
+# Two commands: `make demo` (set up + main job) and `make test` (set up + tests).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SHARED_DATA := $(abspath ../shared/datasets)
+ifeq ($(origin LPGNAS_DATA), undefined)
+  ifneq ($(wildcard $(SHARED_DATA)),)
+    export LPGNAS_DATA := $(SHARED_DATA)
+  endif
+endif
+
+.PHONY: setup demo test bench clean
+
+$(STAMP): setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/lpgnas train --dataset cora --model gcn --seeds 3
+	$(VENV)/bin/lpgnas train --dataset cora --model gat --seeds 3
+
+test: $(STAMP)
+	$(PY) -m pytest -q -x --durations=15
+
+bench: $(STAMP)
+	$(PY) experiments/bench_train.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
