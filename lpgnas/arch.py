@@ -1,0 +1,275 @@
+"""``Architecture``: the one description of a GNN that the baselines, the search and the export share.
+
+An architecture is a frozen dataclass of layer choices plus an optional quantisation config. It
+serialises to the ``lpgnas.arch/v1`` JSON format, which :func:`from_json` validates with errors that
+name the offending field (a :class:`~lpgnas.errors.ConfigError`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from typing import Any, Mapping
+
+from lpgnas.errors import ConfigError
+
+__all__ = [
+    "SCHEMA",
+    "OPS",
+    "ATTENTIONS",
+    "AGGREGATORS",
+    "ACTIVATIONS",
+    "LayerSpec",
+    "Architecture",
+    "baseline",
+    "BASELINES",
+    "read_architecture",
+    "write_architecture",
+]
+
+SCHEMA = "lpgnas.arch/v1"
+OPS = ("gcn", "gat", "gin", "sage", "attn")
+ATTENTIONS = ("const", "gcn", "gat", "sym-gat", "cos", "linear", "gene-linear")
+AGGREGATORS = ("add", "mean", "max")
+ACTIVATIONS = ("none", "relu", "elu", "leaky_relu", "relu6", "tanh", "sigmoid", "softplus")
+TASKS = ("node", "graph")
+READOUTS = ("sum", "mean", "max")
+NORMS = ("none", "batch")
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerSpec:
+    """One message-passing layer.
+
+    op: ``gcn`` | ``gat`` | ``gin`` | ``sage`` | ``attn`` (the generic LPGNAS layer whose
+    ``attention`` and ``aggregator`` are free choices). ``hidden`` is the width per head; with
+    ``concat`` the layer outputs ``hidden * heads`` features, else the heads are averaged.
+    ``activation`` is applied after the layer (the last layer usually has ``none``).
+    """
+
+    op: str = "gcn"
+    hidden: int = 16
+    heads: int = 1
+    concat: bool = True
+    attention: str = "gcn"
+    aggregator: str = "add"
+    activation: str = "relu"
+    skip: bool = False
+
+    def out_dim(self) -> int:
+        return self.hidden * self.heads if self.concat else self.hidden
+
+    def validate(self, where: str) -> None:
+        _choice(f"{where}.op", self.op, OPS)
+        _choice(f"{where}.attention", self.attention, ATTENTIONS)
+        _choice(f"{where}.aggregator", self.aggregator, AGGREGATORS)
+        _choice(f"{where}.activation", self.activation, ACTIVATIONS)
+        _positive_int(f"{where}.hidden", self.hidden)
+        _positive_int(f"{where}.heads", self.heads)
+        for name in ("concat", "skip"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{where}.{name}", f"must be true or false, got {getattr(self, name)!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Architecture:
+    """A whole GNN: layers, regularisation, readout (graph tasks) and quantisation.
+
+    ``quant`` is a :class:`lpgnas.quant.QuantConfig` or ``None`` (full precision).
+    ``search`` carries provenance (space, dataset, lambda, seed, metrics) for searched models.
+    """
+
+    layers: tuple[LayerSpec, ...]
+    task: str = "node"
+    dropout: float = 0.5
+    input_dropout: float = 0.5
+    attn_dropout: float = 0.0
+    norm: str = "none"
+    readout: str = "sum"
+    jk: bool = False
+    quant: Any = None
+    search: Mapping[str, Any] | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "layers", tuple(self.layers))
+
+    def validate(self) -> "Architecture":
+        _choice("task", self.task, TASKS)
+        _choice("norm", self.norm, NORMS)
+        _choice("readout", self.readout, READOUTS)
+        if not self.layers:
+            raise ConfigError("layers", "must hold at least one layer")
+        for i, layer in enumerate(self.layers):
+            if not isinstance(layer, LayerSpec):
+                raise ConfigError(f"layers[{i}]", f"must be a LayerSpec, got {type(layer).__name__}")
+            layer.validate(f"layers[{i}]")
+        for name in ("dropout", "input_dropout", "attn_dropout"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= float(v) < 1.0:
+                raise ConfigError(name, f"must be a number in [0, 1), got {v!r}")
+        return self
+
+    def to_json(self) -> dict:
+        quant = None
+        if self.quant is not None:
+            quant = self.quant.to_json() if hasattr(self.quant, "to_json") else dict(self.quant)
+        return {
+            "schema": SCHEMA,
+            "task": self.task,
+            "layers": [dataclasses.asdict(layer) for layer in self.layers],
+            "dropout": self.dropout,
+            "input_dropout": self.input_dropout,
+            "attn_dropout": self.attn_dropout,
+            "norm": self.norm,
+            "readout": self.readout,
+            "jk": self.jk,
+            "quant": quant,
+            "search": dict(self.search) if self.search is not None else None,
+        }
+
+    @classmethod
+    def from_json(cls, obj: Any, *, source: object | None = None) -> "Architecture":
+        try:
+            return _from_json(obj)
+        except ConfigError as e:
+            if source is not None and e.source is None:
+                raise ConfigError(e.field, e.problem, source=source) from None
+            raise
+
+
+_LAYER_FIELDS = {f.name: f for f in dataclasses.fields(LayerSpec)}
+_ARCH_KEYS = {"schema", "task", "layers", "dropout", "input_dropout", "attn_dropout", "norm", "readout", "jk",
+              "quant", "search"}
+
+
+def _from_json(obj: Any) -> Architecture:
+    if not isinstance(obj, Mapping):
+        raise ConfigError("<root>", f"must be a JSON object, got {type(obj).__name__}")
+    if "schema" not in obj:
+        raise ConfigError("schema", f"missing (expected {SCHEMA!r})")
+    if obj["schema"] != SCHEMA:
+        raise ConfigError("schema", f"unknown schema version {obj['schema']!r} (this lpgnas reads {SCHEMA!r})")
+    unknown = sorted(set(obj) - _ARCH_KEYS)
+    if unknown:
+        raise ConfigError(unknown[0], "unknown field")
+    for key in ("task", "layers"):
+        if key not in obj:
+            raise ConfigError(key, "missing")
+    if not isinstance(obj["layers"], list):
+        raise ConfigError("layers", "must be a list of layer objects")
+    layers = []
+    for i, raw in enumerate(obj["layers"]):
+        if not isinstance(raw, Mapping):
+            raise ConfigError(f"layers[{i}]", "must be an object")
+        bad = sorted(set(raw) - set(_LAYER_FIELDS))
+        if bad:
+            raise ConfigError(f"layers[{i}].{bad[0]}", "unknown field")
+        for key in ("op", "hidden"):
+            if key not in raw:
+                raise ConfigError(f"layers[{i}].{key}", "missing")
+        layers.append(LayerSpec(**raw))
+    quant = obj.get("quant")
+    if quant is not None:
+        from lpgnas.quant import QuantConfig  # floor 1: allowed
+
+        if not hasattr(QuantConfig, "from_json"):  # pragma: no cover - library under construction
+            raise ConfigError("quant", "this build of lpgnas cannot read quantisation configs")
+        try:
+            quant = QuantConfig.from_json(quant)
+        except ConfigError as e:
+            raise ConfigError(f"quant.{e.field}", e.problem) from None
+    kwargs = {k: obj[k] for k in ("task", "dropout", "input_dropout", "attn_dropout", "norm", "readout", "jk")
+              if k in obj}
+    if "jk" in kwargs and not isinstance(kwargs["jk"], bool):
+        raise ConfigError("jk", f"must be true or false, got {kwargs['jk']!r}")
+    search = obj.get("search")
+    if search is not None and not isinstance(search, Mapping):
+        raise ConfigError("search", "must be an object or null")
+    return Architecture(layers=tuple(layers), quant=quant, search=search, **kwargs).validate()
+
+
+def _choice(field: str, value: Any, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(field, f"unknown value {value!r}; allowed: {', '.join(allowed)}")
+
+
+def _positive_int(field: str, value: Any) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(field, f"must be a positive integer, got {value!r}")
+
+
+def write_architecture(arch: Architecture, path: str | os.PathLike) -> None:
+    """Write ``arch`` as JSON atomically (temp file in the same folder, then rename)."""
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".arch-", suffix=".json.tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(arch.to_json(), f, indent=2, sort_keys=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def read_architecture(path: str | os.PathLike) -> Architecture:
+    """Read and validate an architecture JSON file; errors name the file and the field."""
+    from lpgnas.errors import DataError
+
+    try:
+        with open(path) as f:
+            obj = json.load(f)
+    except FileNotFoundError:
+        raise DataError(path, "no such architecture file") from None
+    except json.JSONDecodeError as e:
+        raise DataError(path, f"not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
+    return Architecture.from_json(obj, source=path)
+
+
+def baseline(model: str, *, task: str = "node", num_layers: int | None = None, hidden: int | None = None,
+             heads: int | None = None, num_classes: int | None = None) -> Architecture:
+    """The FP32 baseline architectures: ``gcn``, ``gat``, ``gin``, ``sage``.
+
+    Node tasks follow the published set-ups (GCN: 2 layers of 16, dropout 0.5; GAT: 8 heads x 8 then
+    one output head, dropout 0.6 on inputs and attention; GIN/SAGE: 2 layers). Graph tasks use GIN's
+    set-up: 5 layers (incl. input) with batch norm and a readout of every layer (jumping knowledge).
+    The last layer's width is ``num_classes`` for node tasks (it is the classifier).
+    """
+    if model not in BASELINES:
+        raise ConfigError("model", f"unknown model {model!r}; allowed: {', '.join(BASELINES)}")
+    if task == "graph":
+        n = num_layers or 4
+        h = hidden or 64
+        layers = tuple(LayerSpec(op=model, hidden=h, heads=1, attention=_default_attention(model),
+                                 aggregator="mean" if model == "sage" else "add", activation="relu")
+                       for _ in range(n))
+        return Architecture(layers=layers, task="graph", dropout=0.5, input_dropout=0.0, norm="batch",
+                            readout="sum", jk=True).validate()
+    if num_classes is None:
+        raise ConfigError("num_classes", "needed to build a node-classification baseline")
+    n = num_layers or 2
+    if model == "gat":
+        h, k = hidden or 8, heads or 8
+        layers = [LayerSpec(op="gat", hidden=h, heads=k, concat=True, attention="gat", activation="elu")
+                  for _ in range(n - 1)]
+        layers.append(LayerSpec(op="gat", hidden=num_classes, heads=1, concat=False, attention="gat",
+                                activation="none"))
+        return Architecture(layers=tuple(layers), dropout=0.6, input_dropout=0.6, attn_dropout=0.6).validate()
+    h = hidden or (16 if model == "gcn" else 64)
+    agg = "mean" if model == "sage" else "add"
+    att = _default_attention(model)
+    layers = [LayerSpec(op=model, hidden=h, attention=att, aggregator=agg, activation="relu") for _ in range(n - 1)]
+    layers.append(LayerSpec(op=model, hidden=num_classes, attention=att, aggregator=agg, activation="none"))
+    return Architecture(layers=tuple(layers), dropout=0.5, input_dropout=0.5).validate()
+
+
+def _default_attention(model: str) -> str:
+    return {"gcn": "gcn", "gat": "gat"}.get(model, "const")
+
+
+BASELINES = ("gcn", "gat", "gin", "sage")

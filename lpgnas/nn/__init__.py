@@ -1,0 +1,19 @@
+"""GNN layers and models on ``jax.ops.segment_*`` message passing, quantisable per component."""
+
+from lpgnas.nn._layers import COMPONENTS, GNNLayer, activation, dropout
+from lpgnas.nn._message import GraphArrays, aggregate, gcn_norm, graph_arrays, insert_self_loops, segment_softmax
+from lpgnas.nn._model import GNN
+
+__all__ = [
+    "COMPONENTS",
+    "GNN",
+    "GNNLayer",
+    "GraphArrays",
+    "activation",
+    "aggregate",
+    "dropout",
+    "gcn_norm",
+    "graph_arrays",
+    "insert_self_loops",
+    "segment_softmax",
+]

@@ -1,0 +1,231 @@
+"""GNN layers whose every component passes through a quantiser.
+
+One class, :class:`GNNLayer`, covers the four baselines (``gcn``, ``gat``, ``gin``, ``sage``) and the
+generic LPGNAS layer (``attn``: free attention type x aggregator x heads). Components and the tensor
+each quantiser sees:
+
+==================  =========================================  =========
+component           tensor                                     kind
+==================  =========================================  =========
+``weight``          every weight matrix of the layer           weight
+``input``           the layer's input features ``[N, F_in]``   node
+``linear``          the transformed features ``XW``            node
+``edge_weight``     GCN normalisation / edge weights ``[E']``  edge
+``attention_logit`` attention logits ``[E', H]``               edge
+``attention``       attention coefficients ``[E', H]``         edge
+``message``         messages ``[E', H * F]``                   edge
+``aggregate``       the aggregation output ``[N, H * F]``      node
+``output``          the layer output (after bias/skip)         node
+==================  =========================================  =========
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jax.experimental import sparse as jsparse
+
+from lpgnas import quant as _quant
+from lpgnas.arch import LayerSpec
+from lpgnas.nn._message import GraphArrays, aggregate, gcn_norm, segment_softmax
+
+__all__ = ["COMPONENTS", "GNNLayer", "activation", "dropout"]
+
+COMPONENTS = ("weight", "input", "linear", "edge_weight", "attention_logit", "attention", "message",
+              "aggregate", "output")
+
+_SOFTMAX_ATTENTIONS = ("gat", "sym-gat", "cos", "linear", "gene-linear")
+
+
+def activation(name: str, x: jax.Array) -> jax.Array:
+    """Apply the activation called ``name`` (one of ``lpgnas.arch.ACTIVATIONS``)."""
+    if name == "none":
+        return x
+    if name == "relu":
+        return jax.nn.relu(x)
+    if name == "elu":
+        return jax.nn.elu(x)
+    if name == "leaky_relu":
+        return jax.nn.leaky_relu(x, 0.2)
+    if name == "relu6":
+        return jax.nn.relu6(x)
+    if name == "tanh":
+        return jnp.tanh(x)
+    if name == "sigmoid":
+        return jax.nn.sigmoid(x)
+    if name == "softplus":
+        return jax.nn.softplus(x)
+    raise ValueError(f"unknown activation {name!r}")
+
+
+def dropout(x, rate: float, key: jax.Array | None, training: bool):
+    """Inverted dropout; identity in evaluation or when ``rate == 0``.
+
+    A sparse ``BCOO`` input drops its stored values only (a zero stays zero under dropout), which
+    makes input dropout on bag-of-words features cost ``nnz`` random draws instead of ``N * F``.
+    """
+    if not training or rate <= 0.0 or key is None:
+        return x
+    if isinstance(x, jsparse.BCOO):
+        return jsparse.BCOO((dropout(x.data, rate, key, training), x.indices), shape=x.shape,
+                            indices_sorted=x.indices_sorted, unique_indices=x.unique_indices)
+    keep = jax.random.bernoulli(key, 1.0 - rate, x.shape)
+    return jnp.where(keep, x / jnp.asarray(1.0 - rate, x.dtype), jnp.zeros((), x.dtype))
+
+
+def _glorot(rngs: nnx.Rngs, shape: tuple[int, ...], fan_in: int, fan_out: int) -> nnx.Param:
+    limit = math.sqrt(6.0 / (fan_in + fan_out))
+    return nnx.Param(jax.random.uniform(rngs.params(), shape, jnp.float32, -limit, limit))
+
+
+class GNNLayer(nnx.Module):
+    """One message-passing layer described by a :class:`~lpgnas.arch.LayerSpec`.
+
+    Args:
+      spec: the layer's choices.
+      in_dim: input width.
+      layer_index: position in the model (selects this layer's quantisation specs).
+      quant: a ``lpgnas.quant.QuantConfig`` or ``None`` (full precision).
+      num_nodes: number of nodes of the (transductive) graph, for per-node quantiser state; ``None``
+        for inductive models.
+    """
+
+    def __init__(self, spec: LayerSpec, in_dim: int, *, layer_index: int = 0, quant=None,
+                 num_nodes: int | None = None, rngs: nnx.Rngs):
+        self.spec = spec
+        self.in_dim = in_dim
+        h, f = spec.heads, spec.hidden
+        width = h * f
+        self.width = width
+        self.out_dim = spec.out_dim()
+        op = spec.op
+        if op in ("gcn", "sage", "gin") and h != 1:
+            raise ValueError(f"layer {layer_index}: op {op!r} has a single head, got heads={h}")
+        self.kernel = _glorot(rngs, (in_dim, width), in_dim, width)
+        self.bias = nnx.Param(jnp.zeros((self.out_dim,), jnp.float32))
+        if op in ("gat", "attn"):
+            self.att_src = _glorot(rngs, (h, f), f, 1)
+            self.att_dst = _glorot(rngs, (h, f), f, 1)
+            if spec.attention == "gene-linear":
+                self.att_gen = _glorot(rngs, (h, f), f, 1)
+        if op == "sage":
+            self.root = _glorot(rngs, (in_dim, width), in_dim, width)
+        if op == "gin":
+            self.eps = nnx.Param(jnp.zeros((), jnp.float32))
+            self.bias1 = nnx.Param(jnp.zeros((width,), jnp.float32))
+            self.bn = nnx.BatchNorm(width, momentum=0.9, epsilon=1e-5, rngs=rngs)
+            self.kernel2 = _glorot(rngs, (width, width), width, width)
+        if spec.skip:
+            self.skip_kernel = (None if in_dim == self.out_dim
+                                else _glorot(rngs, (in_dim, self.out_dim), in_dim, self.out_dim))
+
+        n = num_nodes if num_nodes is not None else 1
+
+        def q(component, kind, shape):
+            return _make_quantizer(quant, layer_index, component, kind=kind, shape=shape, rngs=rngs)
+
+        self.q_weight = q("weight", "weight", (in_dim, width))
+        self.q_input = q("input", "node", (n, in_dim))
+        self.q_linear = q("linear", "node", (n, width))
+        self.q_edge_weight = q("edge_weight", "edge", (1,))
+        self.q_attention_logit = q("attention_logit", "edge", (1, h))
+        self.q_attention = q("attention", "edge", (1, h))
+        self.q_message = q("message", "edge", (1, width))
+        self.q_aggregate = q("aggregate", "node", (n, width))
+        self.q_output = q("output", "node", (n, self.out_dim))
+        if op == "gin":
+            self.q_weight2 = q("weight", "weight", (width, width))
+
+    def __call__(self, x: jax.Array | jsparse.BCOO, ga: GraphArrays, *, training: bool = False, key: jax.Array | None = None,
+                 protect: jax.Array | None = None, attn_dropout: float = 0.0) -> jax.Array:
+        spec = self.spec
+        n = x.shape[0]
+        node_ctx = _quant.QuantContext(training=training, protect=protect, degree=ga.in_degree)
+        w_ctx = _quant.QuantContext(training=training)
+        if spec.op in ("sage", "gin"):
+            senders, receivers = ga.senders, ga.receivers
+        else:
+            senders, receivers = ga.loop_senders, ga.loop_receivers
+        edge_ctx = _quant.QuantContext(
+            training=training,
+            protect=None if protect is None else protect[senders],
+            degree=ga.in_degree[receivers],
+        )
+
+        if isinstance(x, jsparse.BCOO) and (self.q_input is not _quant.identity or spec.skip):
+            x = x.todense()  # quantisers and identity skips act on dense features
+        xq = x if isinstance(x, jsparse.BCOO) else self.q_input(x, node_ctx)
+        w = self.q_weight(self.kernel[...], w_ctx)
+        hx = self.q_linear(xq @ w, node_ctx)
+
+        if spec.op == "gcn":
+            norm = self.q_edge_weight(gcn_norm(ga), edge_ctx)
+            msg = self.q_message(norm[:, None] * hx[senders], edge_ctx)
+            out = self.q_aggregate(aggregate(msg, receivers, n, "add"), node_ctx)
+        elif spec.op == "sage":
+            msg = self.q_message(hx[senders], edge_ctx)
+            agg = self.q_aggregate(aggregate(msg, receivers, n, spec.aggregator), node_ctx)
+            root = self.q_weight(self.root[...], w_ctx)
+            out = agg + xq @ root
+        elif spec.op == "gin":
+            msg = self.q_message(hx[senders], edge_ctx)
+            agg = self.q_aggregate(aggregate(msg, receivers, n, "add"), node_ctx)
+            z = agg + (1.0 + self.eps[...]) * hx + self.bias1[...][None, :]
+            z = self.bn(z, use_running_average=not training, mask=ga.node_mask[:, None])
+            z = jax.nn.relu(z)
+            out = z @ self.q_weight2(self.kernel2[...], w_ctx)
+        else:  # gat / attn: multi-head attention over the looped edge list
+            out = self._attend(hx, ga, senders, receivers, edge_ctx, node_ctx, training, key, attn_dropout)
+
+        out = out + self.bias[...][None, :]
+        if spec.skip:
+            out = out + (xq if self.skip_kernel is None else xq @ self.q_weight(self.skip_kernel[...], w_ctx))
+        return self.q_output(out, node_ctx)
+
+    def _attend(self, hx, ga, senders, receivers, edge_ctx, node_ctx, training, key, attn_dropout):
+        spec = self.spec
+        n = hx.shape[0]
+        h, f = spec.heads, spec.hidden
+        hh = hx.reshape(n, h, f)
+        att = "gat" if spec.op == "gat" else spec.attention
+        if att == "gcn":
+            coef = self.q_edge_weight(gcn_norm(ga), edge_ctx)[:, None] * jnp.ones((1, h), hx.dtype)
+        elif att == "const":
+            coef = jnp.ones((senders.shape[0], h), hx.dtype)
+        else:
+            a_s = jnp.sum(hh * self.att_src[...][None], axis=-1)  # [N, H]
+            a_d = jnp.sum(hh * self.att_dst[...][None], axis=-1)
+            if att == "gat":
+                logits = jax.nn.leaky_relu(a_s[senders] + a_d[receivers], 0.2)
+            elif att == "sym-gat":
+                logits = (jax.nn.leaky_relu(a_s[senders] + a_d[receivers], 0.2)
+                          + jax.nn.leaky_relu(a_s[receivers] + a_d[senders], 0.2))
+            elif att == "cos":
+                logits = a_s[senders] * a_d[receivers]
+            elif att == "linear":
+                logits = jnp.tanh(a_s[senders])
+            elif att == "gene-linear":
+                gen = jnp.tanh(hh[senders] * self.att_src[...][None] + hh[receivers] * self.att_dst[...][None])
+                logits = jnp.sum(gen * self.att_gen[...][None], axis=-1)
+            else:  # pragma: no cover - validated by LayerSpec
+                raise ValueError(f"unknown attention {att!r}")
+            logits = self.q_attention_logit(logits, edge_ctx)
+            coef = segment_softmax(logits, receivers, n)
+        coef = self.q_attention(coef, edge_ctx)
+        coef = dropout(coef, attn_dropout, key, training)
+        msg = (coef[:, :, None] * hh[senders]).reshape(senders.shape[0], h * f)
+        msg = self.q_message(msg, edge_ctx)
+        agg_kind = "add" if spec.op == "gat" else spec.aggregator
+        agg = self.q_aggregate(aggregate(msg, receivers, n, agg_kind), node_ctx)
+        if spec.concat:
+            return agg
+        return agg.reshape(n, h, f).mean(axis=1)
+
+
+def _make_quantizer(quant, layer, component, *, kind, shape, rngs):
+    if quant is None:
+        return _quant.identity
+    return _quant.make_quantizer(quant, layer, component, kind=kind, shape=shape, rngs=rngs)

@@ -1,0 +1,90 @@
+"""Models built from an :class:`~lpgnas.arch.Architecture`: node classifiers and graph classifiers."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from lpgnas.arch import Architecture
+from lpgnas.nn._layers import GNNLayer, activation, dropout
+from lpgnas.nn._message import GraphArrays
+
+__all__ = ["GNN"]
+
+
+class GNN(nnx.Module):
+    """The GNN an architecture describes.
+
+    Node tasks: the layers in sequence (dropout before each), then a linear classifier only when the
+    last layer's width differs from ``num_classes``. Graph tasks: optional batch norm after each
+    layer, pooling (``arch.readout``) of every layer's output (and of the input when ``arch.jk``), one
+    linear scorer per pooled representation, summed (the GIN read-out).
+
+    Call with ``(x, graph_arrays, training=..., key=..., protect=...)``; ``key`` drives dropout,
+    ``protect`` is the Degree-Quant mask (``bool [N]``) or ``None``.
+    """
+
+    def __init__(self, arch: Architecture, in_dim: int, num_classes: int, *, quant=None,
+                 num_nodes: int | None = None, rngs: nnx.Rngs):
+        arch.validate()
+        self.arch = arch
+        quant = arch.quant if quant is None else quant
+        self.num_classes = num_classes
+        layers = []
+        dim = in_dim
+        dims = [in_dim]
+        for i, spec in enumerate(arch.layers):
+            layers.append(GNNLayer(spec, dim, layer_index=i, quant=quant, num_nodes=num_nodes, rngs=rngs))
+            dim = spec.out_dim()
+            dims.append(dim)
+        self.layers = nnx.List(layers)
+        if arch.task == "graph":
+            readout_dims = dims if arch.jk else dims[-1:]
+            self.scorers = nnx.List([nnx.Linear(d, num_classes, rngs=rngs) for d in readout_dims])
+            self.head = None
+        else:
+            self.scorers = None
+            self.head = None if dim == num_classes else nnx.Linear(dim, num_classes, rngs=rngs)
+
+    def __call__(self, x: jax.Array, ga: GraphArrays, *, training: bool = False, key: jax.Array | None = None,
+                 protect: jax.Array | None = None) -> jax.Array:
+        arch = self.arch
+        n_layers = len(self.layers)
+        keys = (list(jax.random.split(key, 2 * n_layers + 2)) if key is not None
+                else [None] * (2 * n_layers + 2))
+        h = x
+        reps = [x]
+        for i, layer in enumerate(self.layers):
+            rate = arch.input_dropout if i == 0 else arch.dropout
+            if arch.task == "node":
+                h = dropout(h, rate, keys[2 * i], training)
+            h = layer(h, ga, training=training, key=keys[2 * i + 1], protect=protect,
+                      attn_dropout=arch.attn_dropout)
+            h = activation(layer.spec.activation, h)
+            reps.append(h)
+        if arch.task == "node":
+            if self.head is not None:
+                h = self.head(dropout(h, arch.dropout, keys[-1], training))
+            return h
+        used = reps if arch.jk else reps[-1:]
+        score = jnp.zeros((ga.num_graphs, self.num_classes), x.dtype)
+        mask = ga.node_mask[:, None]
+        for j, (rep, scorer) in enumerate(zip(used, self.scorers)):
+            pooled = _pool(jnp.where(mask, rep, jnp.zeros((), rep.dtype)), ga, arch.readout)
+            k = None if keys[-1] is None else jax.random.fold_in(keys[-1], j)
+            score = score + dropout(scorer(pooled), arch.dropout, k, training)
+        return score
+
+
+def _pool(h: jax.Array, ga: GraphArrays, readout: str) -> jax.Array:
+    g = ga.num_graphs
+    if readout == "sum":
+        return jax.ops.segment_sum(h, ga.node_graph, g, indices_are_sorted=True)
+    if readout == "mean":
+        total = jax.ops.segment_sum(h, ga.node_graph, g, indices_are_sorted=True)
+        count = jax.ops.segment_sum(ga.node_mask.astype(h.dtype), ga.node_graph, g, indices_are_sorted=True)
+        return total / jnp.maximum(count, 1.0)[:, None]
+    out = jax.ops.segment_max(jnp.where(ga.node_mask[:, None], h, -jnp.inf), ga.node_graph, g,
+                              indices_are_sorted=True)
+    return jnp.where(jnp.isfinite(out), out, jnp.zeros((), h.dtype))

@@ -1,0 +1,455 @@
+"""One trainer for node- and graph-level tasks.
+
+Node tasks train full-batch: a whole chunk of epochs (train step + evaluation + early-stopping
+bookkeeping) runs inside one jitted ``lax.fori_loop``, so there is one compile per graph and no
+Python work per epoch. Graph tasks train on padded mini-batches, one compile per size bucket.
+Model selection (the kept parameters, the early stop) uses the validation split only; the test
+accuracy of the selected parameters is reported, never used to choose.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any, Callable, Iterable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax.experimental import sparse as jsparse
+
+from lpgnas.arch import Architecture
+from lpgnas.data import Graph, GraphDataset, Split, iterate_batches, make_buckets
+from lpgnas.nn import GNN, GraphArrays, graph_arrays
+
+__all__ = [
+    "TrainConfig",
+    "RunResult",
+    "Summary",
+    "node_arrays",
+    "batch_arrays",
+    "train_node",
+    "train_graph",
+    "summarize",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings (plain values; the CLI fills them from flags and model defaults).
+
+    ``weight_decay_scope``: ``all`` (every kernel), or ``first`` (the first layer only, Kipf's GCN).
+    ``lr_step``/``lr_gamma``: step decay (GIN: halve every 50 epochs); 0 disables.
+    ``aux_loss``: an optional ``model -> scalar`` added to the training loss (e.g. a memory penalty).
+    ``dq``: Degree-Quant protection probabilities ``(p_min, p_max)`` or ``None``.
+    ``select``: which validation figure picks the kept epoch: ``acc`` (ties broken by lower loss) or
+    ``loss`` (ties broken by higher accuracy).
+    """
+
+    epochs: int = 200
+    lr: float = 0.01
+    weight_decay: float = 5e-4
+    weight_decay_scope: str = "all"
+    patience: int = 100
+    chunk: int = 25
+    batch_size: int = 32
+    lr_step: int = 0
+    lr_gamma: float = 0.5
+    num_buckets: int = 3
+    select: str = "acc"
+    aux_loss: Callable[[Any], jax.Array] | None = None
+    dq: tuple[float, float] | None = None
+
+
+class RunResult(NamedTuple):
+    """One training run, evaluated at its validation-selected epoch (accuracies in [0, 1])."""
+
+    seed: int
+    val_acc: float
+    test_acc: float
+    train_acc: float
+    best_epoch: int
+    epochs: int
+    train_seconds: float
+    compile_seconds: float
+
+
+class Summary(NamedTuple):
+    """Mean and standard deviation over seeds or folds (accuracies in percent)."""
+
+    runs: tuple[RunResult, ...]
+    test_acc_mean: float
+    test_acc_std: float
+    val_acc_mean: float
+    val_acc_std: float
+    epochs: float
+    train_seconds_median: float
+    compile_seconds: float
+
+    def to_json(self) -> dict:
+        return {
+            "test_acc_mean": round(self.test_acc_mean, 3),
+            "test_acc_std": round(self.test_acc_std, 3),
+            "val_acc_mean": round(self.val_acc_mean, 3),
+            "val_acc_std": round(self.val_acc_std, 3),
+            "epochs": self.epochs,
+            "train_seconds_median": round(self.train_seconds_median, 4),
+            "compile_seconds": round(self.compile_seconds, 3),
+        }
+
+
+def summarize(runs: Iterable[RunResult]) -> Summary:
+    runs = tuple(runs)
+    test = np.array([r.test_acc for r in runs]) * 100
+    val = np.array([r.val_acc for r in runs]) * 100
+    return Summary(
+        runs=runs,
+        test_acc_mean=float(test.mean()),
+        test_acc_std=float(test.std()),
+        val_acc_mean=float(val.mean()),
+        val_acc_std=float(val.std()),
+        epochs=float(np.mean([r.epochs for r in runs])),
+        train_seconds_median=float(np.median([r.train_seconds for r in runs])),
+        compile_seconds=float(max(r.compile_seconds for r in runs)),
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# shared pieces
+
+
+def _optimizer(config: TrainConfig, steps_per_epoch: int = 1) -> optax.GradientTransformation:
+    def decay_mask(tree):
+        def keep(path, _):
+            keys = [getattr(p, "key", getattr(p, "idx", None)) for p in path]
+            is_kernel = any(k in ("kernel", "root", "kernel2", "skip_kernel") for k in keys)
+            if config.weight_decay_scope == "first":
+                return is_kernel and "layers" in keys and keys[keys.index("layers") + 1] == 0
+            return is_kernel
+
+        return jax.tree_util.tree_map_with_path(keep, tree)
+
+    if config.lr_step > 0:
+        lr = optax.exponential_decay(config.lr, config.lr_step * steps_per_epoch, config.lr_gamma, staircase=True)
+    else:
+        lr = config.lr
+    parts = []
+    if config.weight_decay > 0:
+        parts.append(optax.add_decayed_weights(config.weight_decay, mask=decay_mask))
+    parts.append(optax.adam(lr))
+    return optax.chain(*parts)
+
+
+def _split(model):
+    """``(graphdef, params, rest)`` with plain array leaves, so the states can cross any JAX transform
+    (a Variable captured at one trace level cannot be mutated at another)."""
+    graphdef, params, rest = nnx.split(model, nnx.Param, ...)
+    return graphdef, nnx.as_pure(params), nnx.as_pure(rest)
+
+
+def _xent(logits: jax.Array, labels: jax.Array, mask: jax.Array) -> jax.Array:
+    safe = jnp.where(mask, labels, 0)
+    per = optax.softmax_cross_entropy_with_integer_labels(logits, safe)
+    m = mask.astype(logits.dtype)
+    return jnp.sum(per * m) / jnp.maximum(jnp.sum(m), 1.0)
+
+
+def _correct(logits: jax.Array, labels: jax.Array, mask: jax.Array) -> jax.Array:
+    hit = (jnp.argmax(logits, axis=-1) == labels) & mask
+    return jnp.sum(hit.astype(jnp.float32))
+
+
+def _dq_mask(key, in_degree, dq):
+    if dq is None:
+        return None
+    from lpgnas.quant import dq_protect_mask
+
+    return dq_protect_mask(key, in_degree, p_min=dq[0], p_max=dq[1])
+
+
+# --------------------------------------------------------------------------------------------------
+# node classification (full batch)
+
+
+def node_arrays(graph: Graph, *, sparse_features: bool | None = None) -> tuple[jax.Array, GraphArrays]:
+    """Device copies of a node-level graph's features and edge arrays (with self loops inserted).
+
+    Features are stored as a sparse ``BCOO`` matrix when ``sparse_features`` is True, or when it is
+    None and at most 10% of the entries are non-zero (bag-of-words features): the first layer then
+    costs O(nnz) instead of O(N F).
+    """
+    g = graph.graph
+    ga = graph_arrays(g.senders, g.receivers, graph.num_nodes, edge_weight=g.edges)
+    x = np.asarray(g.nodes, np.float32)
+    if sparse_features is None:
+        sparse_features = x.size > 0 and np.count_nonzero(x) <= 0.1 * x.size
+    if sparse_features:
+        rows, cols = np.nonzero(x)
+        indices = jnp.asarray(np.stack([rows, cols], axis=1).astype(np.int32))
+        return jsparse.BCOO((jnp.asarray(x[rows, cols]), indices), shape=x.shape, indices_sorted=True,
+                            unique_indices=True), ga
+    return jnp.asarray(x), ga
+
+
+class _NodeCarry(NamedTuple):
+    params: Any
+    rest: Any
+    opt_state: Any
+    best_params: Any
+    best_rest: Any
+    best_val_acc: jax.Array
+    best_val_loss: jax.Array
+    best_test_acc: jax.Array
+    best_train_acc: jax.Array
+    best_epoch: jax.Array
+    min_val_loss: jax.Array
+    max_val_acc: jax.Array
+    bad_epochs: jax.Array
+    epoch: jax.Array
+    stopped: jax.Array
+    key: jax.Array
+
+
+def _node_program(graphdef, tx, config: TrainConfig):
+    """The jitted chunk runner for full-batch node training (closed over the static pieces)."""
+
+    def forward(params, rest, x, ga, training, key, protect):
+        model = nnx.merge(graphdef, params, rest)
+        logits = model(x, ga, training=training, key=key, protect=protect)
+        aux = config.aux_loss(model) if (training and config.aux_loss is not None) else 0.0
+        _, _, new_rest = _split(model)
+        return logits, aux, new_rest
+
+    def epoch_body(c: _NodeCarry, data) -> _NodeCarry:
+        x, ga, labels, train_m, val_m, test_m = data
+        key, k_drop, k_dq = jax.random.split(c.key, 3)
+        protect = _dq_mask(k_dq, ga.in_degree, config.dq)
+
+        def loss_fn(params):
+            logits, aux, new_rest = forward(params, c.rest, x, ga, True, k_drop, protect)
+            return _xent(logits, labels, train_m) + aux, new_rest
+
+        (_, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(c.params)
+        updates, opt_state = tx.update(grads, c.opt_state, c.params)
+        params = optax.apply_updates(c.params, updates)
+
+        logits, _, _ = forward(params, rest, x, ga, False, None, None)
+        val_loss = _xent(logits, labels, val_m)
+        n_val = jnp.maximum(jnp.sum(val_m.astype(jnp.float32)), 1.0)
+        val_acc = _correct(logits, labels, val_m) / n_val
+        test_acc = _correct(logits, labels, test_m) / jnp.maximum(jnp.sum(test_m.astype(jnp.float32)), 1.0)
+        train_acc = _correct(logits, labels, train_m) / jnp.maximum(jnp.sum(train_m.astype(jnp.float32)), 1.0)
+
+        if config.select == "loss":
+            better = (val_loss < c.best_val_loss) | ((val_loss == c.best_val_loss) & (val_acc > c.best_val_acc))
+        else:
+            better = (val_acc > c.best_val_acc) | ((val_acc == c.best_val_acc) & (val_loss < c.best_val_loss))
+        pick = lambda new, old: jax.tree_util.tree_map(lambda a, b: jnp.where(better, a, b), new, old)  # noqa: E731
+        improved = (val_acc > c.max_val_acc) | (val_loss < c.min_val_loss)
+        bad = jnp.where(improved, 0, c.bad_epochs + 1)
+        return _NodeCarry(
+            params=params,
+            rest=rest,
+            opt_state=opt_state,
+            best_params=pick(params, c.best_params),
+            best_rest=pick(rest, c.best_rest),
+            best_val_acc=jnp.where(better, val_acc, c.best_val_acc),
+            best_val_loss=jnp.where(better, val_loss, c.best_val_loss),
+            best_test_acc=jnp.where(better, test_acc, c.best_test_acc),
+            best_train_acc=jnp.where(better, train_acc, c.best_train_acc),
+            best_epoch=jnp.where(better, c.epoch, c.best_epoch),
+            min_val_loss=jnp.minimum(val_loss, c.min_val_loss),
+            max_val_acc=jnp.maximum(val_acc, c.max_val_acc),
+            bad_epochs=bad,
+            epoch=c.epoch + 1,
+            stopped=(bad >= config.patience) | (c.epoch + 1 >= config.epochs),
+            key=key,
+        )
+
+    @jax.jit
+    def run_chunk(carry: _NodeCarry, data) -> _NodeCarry:
+        def body(_, c):
+            return jax.lax.cond(c.stopped, lambda c: c, lambda c: epoch_body(c, data), c)
+
+        return jax.lax.fori_loop(0, config.chunk, body, carry)
+
+    return run_chunk
+
+
+def train_node(arch: Architecture, graph: Graph, *, seed: int = 0, config: TrainConfig = TrainConfig(),
+               split: Split | None = None, arrays: tuple[jax.Array, GraphArrays] | None = None,
+               progress: Callable[[int, int], None] | None = None) -> tuple[RunResult, GNN]:
+    """Train ``arch`` on a node-classification graph; returns the result and the selected model.
+
+    ``split`` overrides the graph's own split. ``arrays`` reuses device arrays from
+    :func:`node_arrays` across seeds. ``progress(epoch, total)`` is called after each chunk.
+    """
+    split = split or graph.split
+    if split is None:
+        raise ValueError(f"graph {graph.name!r} has no split: pass split=")
+    x, ga = arrays if arrays is not None else node_arrays(graph)
+    train_m, val_m, test_m = (jnp.asarray(m) for m in split.masks(graph.num_nodes))
+    labels = jnp.asarray(graph.labels, jnp.int32)
+    model = GNN(arch, graph.num_features, graph.num_classes, num_nodes=graph.num_nodes,
+                rngs=nnx.Rngs(params=seed, dropout=seed + 1_000_003))
+    graphdef, params, rest = _split(model)
+    tx = _optimizer(config)
+    carry = _NodeCarry(
+        params=params, rest=rest, opt_state=tx.init(params), best_params=params, best_rest=rest,
+        best_val_acc=jnp.asarray(-1.0), best_val_loss=jnp.asarray(jnp.inf), best_test_acc=jnp.asarray(0.0),
+        best_train_acc=jnp.asarray(0.0), best_epoch=jnp.asarray(0), min_val_loss=jnp.asarray(jnp.inf),
+        max_val_acc=jnp.asarray(-1.0), bad_epochs=jnp.asarray(0), epoch=jnp.asarray(0),
+        stopped=jnp.asarray(False), key=jax.random.key(seed),
+    )
+    data = (x, ga, labels, train_m, val_m, test_m)
+    run_chunk = _cached(_node_program, graphdef, tx, config)
+    t0 = time.perf_counter()
+    compiled = run_chunk.lower(carry, data).compile()
+    compile_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    n_chunks = math.ceil(config.epochs / config.chunk)
+    for i in range(n_chunks):
+        carry = compiled(carry, data)
+        if progress is not None:
+            progress(min((i + 1) * config.chunk, config.epochs), config.epochs)
+        if bool(carry.stopped):
+            break
+    jax.block_until_ready(carry)
+    train_s = time.perf_counter() - t0
+    result = RunResult(
+        seed=seed, val_acc=float(carry.best_val_acc), test_acc=float(carry.best_test_acc),
+        train_acc=float(carry.best_train_acc), best_epoch=int(carry.best_epoch), epochs=int(carry.epoch),
+        train_seconds=train_s, compile_seconds=compile_s,
+    )
+    return result, nnx.merge(graphdef, carry.best_params, carry.best_rest)
+
+
+_PROGRAMS: dict = {}
+
+
+def _cached(builder, graphdef, tx, config, tx_key=None):
+    """Build (once) the jitted program of ``builder`` for these static pieces, so that the seeds and
+    folds of one set-up share their compiles."""
+    key = (builder.__name__, graphdef, dataclasses.replace(config, aux_loss=None), id(config.aux_loss), tx_key)
+    prog = _PROGRAMS.get(key)
+    if prog is None:
+        prog = builder(graphdef, tx, config)
+        _PROGRAMS[key] = prog
+    return prog
+
+
+# --------------------------------------------------------------------------------------------------
+# graph classification (padded mini-batches)
+
+
+def _graph_program(graphdef, tx, config: TrainConfig):
+    """The jitted train step and evaluation for padded graph batches (one compile per bucket)."""
+
+    def loss_fn(params, rest, x, ga, labels, gmask, key):
+        m = nnx.merge(graphdef, params, rest)
+        protect = _dq_mask(jax.random.fold_in(key, 1), ga.in_degree, config.dq)
+        logits = m(x, ga, training=True, key=key, protect=protect)
+        loss = _xent(logits, labels, gmask)
+        if config.aux_loss is not None:
+            loss = loss + config.aux_loss(m)
+        _, _, new_rest = _split(m)
+        return loss, new_rest
+
+    @jax.jit
+    def step(params, rest, opt_state, x, ga, labels, gmask, key):
+        (loss, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, rest, x, ga, labels, gmask, key)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), rest, opt_state, loss
+
+    @jax.jit
+    def evaluate(params, rest, x, ga, labels, gmask):
+        m = nnx.merge(graphdef, params, rest)
+        logits = m(x, ga, training=False)
+        safe = jnp.where(gmask, labels, 0)
+        per = optax.softmax_cross_entropy_with_integer_labels(logits, safe)
+        return _correct(logits, labels, gmask), jnp.sum(jnp.where(gmask, per, 0.0))
+
+    return step, evaluate
+
+
+def batch_arrays(batch) -> tuple[jax.Array, GraphArrays, jax.Array, jax.Array]:
+    """Device arrays of a :class:`lpgnas.data.PaddedBatch`: ``(x, graph_arrays, labels, graph_mask)``."""
+    g = batch.graph
+    n = int(g.nodes.shape[0])
+    node_graph = np.repeat(np.arange(g.n_node.shape[0], dtype=np.int32), np.asarray(g.n_node))
+    ga = graph_arrays(g.senders, g.receivers, n, node_graph=node_graph, node_mask=batch.node_mask,
+                      num_graphs=int(g.n_node.shape[0]))
+    return (jnp.asarray(g.nodes, jnp.float32), ga, jnp.asarray(batch.labels, jnp.int32),
+            jnp.asarray(batch.graph_mask))
+
+
+def train_graph(arch: Architecture, dataset: GraphDataset, split: Split, *, seed: int = 0,
+                config: TrainConfig = TrainConfig(), progress: Callable[[int, int], None] | None = None
+                ) -> tuple[RunResult, GNN]:
+    """Train ``arch`` for graph classification on ``split`` (train/val/test graph ids).
+
+    The kept parameters are those of the epoch with the best validation accuracy (ties: lower
+    validation loss); their test accuracy is reported.
+    """
+    model = GNN(arch, dataset.num_features, dataset.num_classes, rngs=nnx.Rngs(params=seed))
+    graphdef, params, rest = _split(model)
+    tx = _optimizer(config, steps_per_epoch=math.ceil(len(split.train) / config.batch_size))
+    opt_state = tx.init(params)
+    buckets = make_buckets(dataset, config.batch_size, num_buckets=config.num_buckets)
+
+    step, evaluate = _cached(_graph_program, graphdef, tx, config,
+                             tx_key=math.ceil(len(split.train) / config.batch_size))
+
+    def eval_set(params, rest, batches):
+        hits, loss, count = 0.0, 0.0, 0
+        for x, ga, labels, gmask in batches:
+            h, lsum = evaluate(params, rest, x, ga, labels, gmask)
+            hits += float(h)
+            loss += float(lsum)
+            count += int(np.asarray(gmask).sum())
+        return hits / max(count, 1), loss / max(count, 1)
+
+    def fixed_batches(idx):
+        return [batch_arrays(b) for b in iterate_batches(dataset, idx, 128, buckets=buckets, shuffle=False,
+                                                          seed=0)] if len(idx) else []
+
+    val_batches = fixed_batches(split.val)
+    test_batches = fixed_batches(split.test)
+    key = jax.random.key(seed)
+    best = (-1.0, math.inf)
+    best_state = (params, rest)
+    best_epoch, bad = 0, 0
+    best_test, best_train = 0.0, 0.0
+    compile_s = 0.0
+    t_start = time.perf_counter()
+    epoch = 0
+    for epoch in range(config.epochs):
+        for b in iterate_batches(dataset, split.train, config.batch_size, buckets=buckets, shuffle=True,
+                                 seed=seed * 100_003 + epoch):
+            key, sub = jax.random.split(key)
+            x, ga, labels, gmask = batch_arrays(b)
+            t0 = time.perf_counter()
+            params, rest, opt_state, _ = step(params, rest, opt_state, x, ga, labels, gmask, sub)
+            if epoch == 0:
+                jax.block_until_ready(params)
+                compile_s += time.perf_counter() - t0
+        val_acc, val_loss = eval_set(params, rest, val_batches)
+        if (val_acc, -val_loss) > (best[0], -best[1]):
+            best = (val_acc, val_loss)
+            best_state = (params, rest)
+            best_epoch = epoch
+            best_test = eval_set(params, rest, test_batches)[0]
+            bad = 0
+        else:
+            bad += 1
+        if progress is not None:
+            progress(epoch + 1, config.epochs)
+        if bad >= config.patience:
+            break
+    train_s = time.perf_counter() - t_start - compile_s
+    result = RunResult(seed=seed, val_acc=best[0], test_acc=best_test, train_acc=best_train,
+                       best_epoch=best_epoch, epochs=epoch + 1, train_seconds=train_s, compile_seconds=compile_s)
+    return result, nnx.merge(graphdef, *best_state)
