@@ -386,6 +386,9 @@ def batch_arrays(batch) -> tuple[jax.Array, GraphArrays, jax.Array, jax.Array]:
             jnp.asarray(batch.graph_mask))
 
 
+_EVAL_BATCH = 128
+
+
 def train_graph(arch: Architecture, dataset: GraphDataset, split: Split, *, seed: int = 0,
                 config: TrainConfig = TrainConfig(), progress: Callable[[int, int], None] | None = None
                 ) -> tuple[RunResult, GNN]:
@@ -412,9 +415,11 @@ def train_graph(arch: Architecture, dataset: GraphDataset, split: Split, *, seed
             count += int(np.asarray(gmask).sum())
         return hits / max(count, 1), loss / max(count, 1)
 
+    eval_buckets = make_buckets(dataset, _EVAL_BATCH, num_buckets=config.num_buckets)
+
     def fixed_batches(idx):
-        return [batch_arrays(b) for b in iterate_batches(dataset, idx, 128, buckets=buckets, shuffle=False,
-                                                          seed=0)] if len(idx) else []
+        return [batch_arrays(b) for b in iterate_batches(dataset, idx, _EVAL_BATCH, buckets=eval_buckets,
+                                                          shuffle=False, seed=0)] if len(idx) else []
 
     val_batches = fixed_batches(split.val)
     test_batches = fixed_batches(split.test)

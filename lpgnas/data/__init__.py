@@ -1,5 +1,34 @@
-"""Graph data: containers, loaders, splits and padded batching."""
+"""Graph data: containers, loaders, splits and padded batching.
 
+Loaders read the original published files from ``<root>/<name>/`` (``root`` from
+:func:`resolve_data_root`) and, when absent, download them into the per-user cache.
+"""
+
+from lpgnas.data._batching import Bucket, PaddedBatch, iterate_batches, make_buckets
+from lpgnas.data._download import resolve_data_root
+from lpgnas.data._features import row_normalize
 from lpgnas.data._graph import Graph, GraphDataset, Split
+from lpgnas.data._load import DATASETS, load_dataset
+from lpgnas.data._splits import kfold_splits, per_class_split, public_split, random_split
+from lpgnas.data._stats import dataset_stats
+from lpgnas.data._synthetic import synthetic_graph
 
-__all__ = ["Graph", "GraphDataset", "Split"]
+__all__ = [
+    "Graph",
+    "GraphDataset",
+    "Split",
+    "PaddedBatch",
+    "Bucket",
+    "resolve_data_root",
+    "load_dataset",
+    "DATASETS",
+    "row_normalize",
+    "public_split",
+    "random_split",
+    "per_class_split",
+    "kfold_splits",
+    "make_buckets",
+    "iterate_batches",
+    "dataset_stats",
+    "synthetic_graph",
+]
