@@ -143,6 +143,15 @@ def _optimizer(config: TrainConfig, steps_per_epoch: int = 1) -> optax.GradientT
     return optax.chain(*parts)
 
 
+def _update(tx, grads, opt_state, params):
+    """One optimiser update. optax mixes Python floats with int32 step counts internally, which the
+    strict dtype-promotion mode that our own code runs under (tests) rejects; optax runs under the
+    standard rules, everything else stays strict."""
+    with jax.numpy_dtype_promotion("standard"):
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
+
 def _split(model):
     """``(graphdef, params, rest)`` with plain array leaves, so the states can cross any JAX transform
     (a Variable captured at one trace level cannot be mutated at another)."""
@@ -233,8 +242,7 @@ def _node_program(graphdef, tx, config: TrainConfig):
             return _xent(logits, labels, train_m) + aux, new_rest
 
         (_, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(c.params)
-        updates, opt_state = tx.update(grads, c.opt_state, c.params)
-        params = optax.apply_updates(c.params, updates)
+        params, opt_state = _update(tx, grads, c.opt_state, c.params)
 
         logits, _, _ = forward(params, rest, x, ga, False, None, None)
         val_loss = _xent(logits, labels, val_m)
@@ -361,8 +369,8 @@ def _graph_program(graphdef, tx, config: TrainConfig):
     @jax.jit
     def step(params, rest, opt_state, x, ga, labels, gmask, key):
         (loss, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, rest, x, ga, labels, gmask, key)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), rest, opt_state, loss
+        params, opt_state = _update(tx, grads, opt_state, params)
+        return params, rest, opt_state, loss
 
     @jax.jit
     def evaluate(params, rest, x, ga, labels, gmask):

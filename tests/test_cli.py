@@ -1,0 +1,63 @@
+"""The ``lpgnas`` command: JSON summaries and exit code 2 with a clear message on bad input."""
+
+import json
+
+import pytest
+
+from lpgnas import cli
+
+REQUIRED = {"dataset", "model", "seeds", "test_acc_mean", "test_acc_std", "val_acc_mean", "epochs",
+            "train_seconds_median", "compile_seconds"}
+
+
+def _run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_train_json_summary_is_last_line(capsys, data_root):
+    code, out, err = _run(capsys, "train", "--dataset", "cora", "--model", "gcn", "--seeds", "2", "--epochs", "30",
+                          "--json", "--data-root", data_root)
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert REQUIRED <= set(summary)
+    assert summary["seeds"] == 2 and summary["split"] == "public"
+    assert 0 <= summary["test_acc_mean"] <= 100
+
+
+def test_train_graph_task_with_folds(capsys, data_root):
+    code, out, err = _run(capsys, "train", "--dataset", "mutag", "--folds", "2", "--epochs", "2", "--hidden", "8",
+                          "--layers", "2", "--json", "--data-root", data_root)
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["model"] == "gin" and summary["folds"] == 2
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--dataset", "no-such-set"], "no-such-set"),
+    (["--dataset", "cora", "--seeds", "0"], "--seeds"),
+    (["--dataset", "amazon-photo", "--split", "public"], "--split"),
+    (["--dataset", "synthetic:nodes=50,bogus=1"], "bogus"),
+])
+def test_bad_input_exits_2_with_message(capsys, data_root, argv, needle):
+    code, out, err = _run(capsys, "train", *argv, "--data-root", data_root)
+    assert code == 2
+    assert needle in err and "Traceback" not in err
+
+
+def test_bad_architecture_file_names_field(capsys, tmp_path, data_root):
+    path = tmp_path / "arch.json"
+    path.write_text(json.dumps({"schema": "lpgnas.arch/v1", "task": "node",
+                                "layers": [{"op": "gcn", "hidden": 0}]}))
+    code, _, err = _run(capsys, "train", "--arch", str(path), "--dataset", "cora", "--data-root", data_root)
+    assert code == 2 and "layers[0].hidden" in err and str(path) in err
+    path.write_text("{not json")
+    code, _, err = _run(capsys, "train", "--arch", str(path), "--dataset", "cora", "--data-root", data_root)
+    assert code == 2 and "not valid JSON" in err
+
+
+def test_unknown_model_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["train", "--dataset", "cora", "--model", "transformer"])
+    assert e.value.code == 2

@@ -1,0 +1,156 @@
+"""Message passing primitives and layers against dense numpy references."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+from jax.experimental import sparse as jsparse
+
+from lpgnas.arch import ATTENTIONS, Architecture, LayerSpec, baseline
+from lpgnas.nn import GNN, GNNLayer, aggregate, graph_arrays, insert_self_loops, segment_softmax
+
+
+def _random_graph(n=12, p=0.3, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.random((n, n)) < p
+    a = np.triu(a, 1)
+    a = a | a.T
+    r, s = np.nonzero(a)  # row-major: sorted by receiver r
+    return s.astype(np.int32), r.astype(np.int32), a
+
+
+def test_insert_self_loops_keeps_receiver_order_and_adds_one_loop_per_node():
+    s, r, a = _random_graph()
+    n = a.shape[0]
+    ls, lr, lw = insert_self_loops(s, r, n)
+    assert ls.shape == (s.shape[0] + n,)
+    assert np.all(np.diff(lr) >= 0)
+    loops = ls == lr
+    assert loops.sum() == n and set(ls[loops]) == set(range(n))
+    np.testing.assert_array_equal(np.sort(ls[~loops] * n + lr[~loops]), np.sort(s * n + r))
+    np.testing.assert_array_equal(lw, np.ones_like(lw))
+
+
+def test_insert_self_loops_rejects_unsorted():
+    with pytest.raises(ValueError, match="sorted"):
+        insert_self_loops(np.array([0, 1]), np.array([1, 0]), 2)
+
+
+@pytest.mark.parametrize("kind", ["add", "mean", "max"])
+def test_aggregate_matches_dense(kind):
+    s, r, a = _random_graph(n=10, p=0.25, seed=3)
+    n = a.shape[0]
+    x = np.random.default_rng(0).normal(size=(n, 4)).astype(np.float32)
+    out = np.asarray(aggregate(jnp.asarray(x[s]), jnp.asarray(r), n, kind))
+    for i in range(n):
+        nb = np.nonzero(a[i])[0]
+        if len(nb) == 0:
+            np.testing.assert_array_equal(out[i], 0.0)
+            continue
+        ref = {"add": x[nb].sum(0), "mean": x[nb].mean(0), "max": x[nb].max(0)}[kind]
+        np.testing.assert_allclose(out[i], ref, rtol=1e-5, atol=1e-6)
+
+
+def test_segment_softmax_normalises_each_receiver():
+    s, r, a = _random_graph(n=9, seed=4)
+    ls, lr, _ = insert_self_loops(s, r, 9)
+    logits = jnp.asarray(np.random.default_rng(1).normal(size=(ls.shape[0], 3)).astype(np.float32))
+    p = segment_softmax(logits, jnp.asarray(lr), 9)
+    sums = jax.ops.segment_sum(p, jnp.asarray(lr), 9)
+    np.testing.assert_allclose(np.asarray(sums), 1.0, rtol=1e-5)
+
+
+def _ga(seed=0, n=12):
+    s, r, a = _random_graph(n=n, seed=seed)
+    return graph_arrays(s, r, n), a
+
+
+def test_gcn_layer_equals_normalised_adjacency_product():
+    ga, a = _ga()
+    n = a.shape[0]
+    x = np.random.default_rng(2).normal(size=(n, 5)).astype(np.float32)
+    layer = GNNLayer(LayerSpec(op="gcn", hidden=3, activation="none"), 5, rngs=nnx.Rngs(0))
+    out = np.asarray(layer(jnp.asarray(x), ga))
+    a_hat = a.astype(np.float64) + np.eye(n)
+    d = a_hat.sum(1)
+    norm = a_hat / np.sqrt(np.outer(d, d))
+    ref = norm @ x @ np.asarray(layer.kernel[...]) + np.asarray(layer.bias[...])
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_sage_layer_equals_mean_of_neighbours_plus_root():
+    ga, a = _ga(seed=5)
+    n = a.shape[0]
+    x = np.random.default_rng(3).normal(size=(n, 4)).astype(np.float32)
+    layer = GNNLayer(LayerSpec(op="sage", hidden=2, aggregator="mean", attention="const"), 4, rngs=nnx.Rngs(1))
+    out = np.asarray(layer(jnp.asarray(x), ga))
+    deg = np.maximum(a.sum(1, keepdims=True), 1)
+    ref = (a @ x) / deg @ np.asarray(layer.kernel[...]) + x @ np.asarray(layer.root[...]) \
+        + np.asarray(layer.bias[...])
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("attention,aggregator",
+                         [(att, ("add", "mean", "max")[i % 3]) for i, att in enumerate(ATTENTIONS)])
+def test_generic_attention_layer_shapes_and_gradients(attention, aggregator):
+    ga, a = _ga(seed=7)
+    spec = LayerSpec(op="attn", hidden=4, heads=2, attention=attention, aggregator=aggregator, skip=True)
+    layer = GNNLayer(spec, 6, rngs=nnx.Rngs(0))
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(12, 6)).astype(np.float32))
+    out = layer(x, ga)
+    assert out.shape == (12, 8)
+    graphdef, params = nnx.split(layer, nnx.Param)
+    grads = jax.grad(lambda p: jnp.sum(nnx.merge(graphdef, p)(x, ga) ** 2))(params)
+    leaves = jax.tree_util.tree_leaves(grads)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in leaves)
+    assert float(jnp.abs(grads["kernel"][...]).sum()) > 0
+
+
+def test_gat_heads_concat_and_mean():
+    ga, _ = _ga()
+    x = jnp.ones((12, 3), jnp.float32)
+    cat = GNNLayer(LayerSpec(op="gat", hidden=4, heads=3, attention="gat"), 3, rngs=nnx.Rngs(0))
+    avg = GNNLayer(LayerSpec(op="gat", hidden=4, heads=3, concat=False, attention="gat"), 3, rngs=nnx.Rngs(0))
+    assert cat(x, ga).shape == (12, 12)
+    assert avg(x, ga).shape == (12, 4)
+
+
+def test_single_head_ops_reject_heads():
+    with pytest.raises(ValueError, match="single head"):
+        GNNLayer(LayerSpec(op="gcn", hidden=4, heads=2), 3, rngs=nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("model", ["gcn", "gat", "sage", "gin"])
+def test_sparse_features_match_dense(model):
+    ga, _ = _ga(seed=2, n=20)
+    rng = np.random.default_rng(0)
+    x = (rng.random((20, 30)) < 0.1).astype(np.float32)
+    net = GNN(baseline(model, num_classes=3), 30, 3, rngs=nnx.Rngs(0))
+    xs = jsparse.BCOO.fromdense(jnp.asarray(x))
+    np.testing.assert_allclose(np.asarray(net(xs, ga)), np.asarray(net(jnp.asarray(x), ga)), rtol=1e-4, atol=1e-5)
+
+
+def test_graph_model_ignores_padding_and_pools_per_graph():
+    # two graphs (a triangle and an edge) + one padding node in a padding graph
+    s = np.array([1, 2, 0, 2, 0, 1, 4, 3], np.int32)
+    r = np.array([0, 0, 1, 1, 2, 2, 3, 4], np.int32)
+    node_graph = np.array([0, 0, 0, 1, 1, 2], np.int32)
+    mask = np.array([True] * 5 + [False])
+    ga = graph_arrays(s, r, 6, node_graph=node_graph, node_mask=mask, num_graphs=3)
+    arch = baseline("gin", task="graph", hidden=8, num_layers=2)
+    net = GNN(arch, 4, 2, rngs=nnx.Rngs(0))
+    x = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
+    out1 = net(jnp.asarray(x), ga)
+    x2 = x.copy()
+    x2[5] = 1e3  # changing a padding node must not change the real graphs' scores
+    out2 = net(jnp.asarray(x2), ga)
+    assert out1.shape == (3, 2)
+    np.testing.assert_allclose(np.asarray(out1[:2]), np.asarray(out2[:2]), rtol=1e-5)
+
+
+def test_node_model_adds_classifier_when_last_width_differs():
+    arch = Architecture(layers=(LayerSpec(op="gcn", hidden=8),), dropout=0.0, input_dropout=0.0)
+    net = GNN(arch, 5, 3, rngs=nnx.Rngs(0))
+    ga, _ = _ga()
+    assert net(jnp.ones((12, 5), jnp.float32), ga).shape == (12, 3)
