@@ -107,7 +107,7 @@ class Architecture:
             layer.validate(f"layers[{i}]")
         for name in ("dropout", "input_dropout", "attn_dropout"):
             v = getattr(self, name)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= float(v) < 1.0:
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= v < 1.0:
                 raise ConfigError(name, f"must be a number in [0, 1), got {v!r}")
         return self
 
@@ -151,7 +151,7 @@ def _from_json(obj: Any) -> Architecture:
         raise ConfigError("schema", f"missing (expected {SCHEMA!r})")
     if obj["schema"] != SCHEMA:
         raise ConfigError("schema", f"unknown schema version {obj['schema']!r} (this lpgnas reads {SCHEMA!r})")
-    unknown = sorted(set(obj) - _ARCH_KEYS)
+    unknown = sorted(set(obj) - _ARCH_KEYS, key=str)
     if unknown:
         raise ConfigError(unknown[0], "unknown field")
     for key in ("task", "layers"):
@@ -163,7 +163,7 @@ def _from_json(obj: Any) -> Architecture:
     for i, raw in enumerate(obj["layers"]):
         if not isinstance(raw, Mapping):
             raise ConfigError(f"layers[{i}]", "must be an object")
-        bad = sorted(set(raw) - set(_LAYER_FIELDS))
+        bad = sorted(set(raw) - set(_LAYER_FIELDS), key=str)
         if bad:
             raise ConfigError(f"layers[{i}].{bad[0]}", "unknown field")
         for key in ("op", "hidden"):
@@ -179,7 +179,8 @@ def _from_json(obj: Any) -> Architecture:
         try:
             quant = QuantConfig.from_json(quant)
         except ConfigError as e:
-            raise ConfigError(f"quant.{e.field}", e.problem) from None
+            field = e.field if e.field == "quant" or e.field.startswith("quant.") else f"quant.{e.field}"
+            raise ConfigError(field, e.problem) from None
     kwargs = {k: obj[k] for k in ("task", "dropout", "input_dropout", "attn_dropout", "norm", "readout", "jk")
               if k in obj}
     if "jk" in kwargs and not isinstance(kwargs["jk"], bool):

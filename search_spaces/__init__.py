@@ -1,3 +1,40 @@
-"""Search-space files and their loader (installed as ``lpgnas.search_spaces``)."""
+"""Search-space files and their loader (installed as ``lpgnas.search_spaces``).
 
-__all__: list[str] = []
+Shipped spaces (YAML files next to this module; copy one to start your own):
+
+* ``lpgnas`` -- the LPGNAS space: per layer attention x aggregator x activation x width x heads x
+  skip, and per layer and component the bit width and number format;
+* ``sgquant`` -- a fixed GCN whose bits are searched per component x layer x in-degree bucket;
+* ``tiny`` -- a small space for tests and the demo.
+
+>>> space = load_space("tiny")
+>>> space.layer.attention
+('gcn', 'gat')
+"""
+
+from lpgnas.search_spaces._load import list_spaces, load_space, parse_space_yaml, space_path
+from lpgnas.search_spaces._space import (
+    ALLOWED_BITS,
+    FORMATS,
+    SPACE_SCHEMA,
+    FixedTopology,
+    LayerChoices,
+    QuantChoices,
+    QuantOption,
+    SearchSpace,
+)
+
+__all__ = [
+    "ALLOWED_BITS",
+    "FORMATS",
+    "SPACE_SCHEMA",
+    "FixedTopology",
+    "LayerChoices",
+    "QuantChoices",
+    "QuantOption",
+    "SearchSpace",
+    "list_spaces",
+    "load_space",
+    "parse_space_yaml",
+    "space_path",
+]

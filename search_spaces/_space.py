@@ -1,0 +1,427 @@
+"""The :class:`SearchSpace` data model and its validation.
+
+A search space lists, for every decision the search makes, the candidate values. It is read from a
+YAML file (see :func:`lpgnas.search_spaces.load_space`) whose mapping has the same keys as
+:meth:`SearchSpace.to_json`; :meth:`SearchSpace.from_json` validates it and raises a
+:class:`~lpgnas.errors.ConfigError` naming the offending field (``layer.attention``,
+``quant.weight.bits``, ...).
+
+Two kinds of space:
+
+* a *layer* space (``layer:`` block): every layer chooses its op, attention, aggregator, activation,
+  width, heads and skip connection, and every listed quantised component its bit width and format
+  (the LPGNAS space);
+* a *fixed* space (``fixed:`` block): the topology is a fixed baseline (``gcn``/``gat``/``gin``/
+  ``sage``) and only the quantisation is searched, per component x layer x in-degree bucket (the
+  SGQuant space).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Mapping, NamedTuple
+
+from lpgnas.arch import ACTIVATIONS, AGGREGATORS, ATTENTIONS, BASELINES, OPS, TASKS, Architecture, baseline
+from lpgnas.errors import ConfigError
+
+__all__ = [
+    "SPACE_SCHEMA",
+    "FORMATS",
+    "ALLOWED_BITS",
+    "QuantOption",
+    "LayerChoices",
+    "QuantChoices",
+    "FixedTopology",
+    "SearchSpace",
+]
+
+SPACE_SCHEMA = "lpgnas.space/v1"
+FORMATS = ("fixed", "affine", "lsq")
+"""Number formats a quantised component may choose: LPGNAS fixed point (binary at 1 bit, ternary
+at 2), affine (scale + zero point from observed ranges) and LSQ (learned step size)."""
+ALLOWED_BITS = (1, 2, 4, 8, 16, 32)
+"""Bit widths a search may choose; 32 means full precision whatever the format."""
+
+# Components that are not per node / per edge (no in-degree, so never split into degree buckets).
+_UNBUCKETED = ("weight",)
+# Components that exist only in attention layers (``gat``/``attn``).
+_ATTENTION_COMPONENTS = ("attention_logit", "attention")
+
+
+def _components() -> tuple[str, ...]:
+    from lpgnas.nn import COMPONENTS  # imported lazily: listing spaces should not start JAX
+
+    return tuple(COMPONENTS)
+
+
+class QuantOption(NamedTuple):
+    """One resolved quantisation candidate: a :data:`lpgnas.quant.METHODS` name and its bits."""
+
+    method: str
+    bits: int
+
+    def spec(self, *, signed: bool = True):
+        """The :class:`lpgnas.quant.QuantSpec` of this option (``signed`` as for ``QuantSpec``)."""
+        from lpgnas.quant import QuantSpec
+
+        if self.method == "fp32":
+            return QuantSpec("fp32", 32)
+        return QuantSpec(self.method, self.bits, signed=signed)
+
+
+def _resolve(fmt: str, bits: int) -> QuantOption:
+    if bits >= 32:
+        return QuantOption("fp32", 32)
+    if fmt == "fixed":
+        if bits == 1:
+            return QuantOption("binary", 1)
+        if bits == 2:
+            return QuantOption("ternary", 2)
+        return QuantOption("fixed", bits)
+    return QuantOption(fmt, bits)
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerChoices:
+    """Candidate values of every per-layer decision (each a non-empty tuple without duplicates).
+
+    ``hidden`` is the width per head (as :attr:`lpgnas.arch.LayerSpec.hidden`). The supernet fixes
+    the last layer of a node task to the number of classes.
+    """
+
+    op: tuple[str, ...] = ("attn",)
+    attention: tuple[str, ...] = ("gcn",)
+    aggregator: tuple[str, ...] = ("add",)
+    activation: tuple[str, ...] = ("relu",)
+    hidden: tuple[int, ...] = (16,)
+    heads: tuple[int, ...] = (1,)
+    skip: tuple[bool, ...] = (False,)
+
+    def num_choices(self) -> dict[str, int]:
+        return {f.name: len(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+    def to_json(self) -> dict:
+        return {f.name: list(getattr(self, f.name)) for f in dataclasses.fields(self)}
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantChoices:
+    """Quantisation candidates of one component (a name of :data:`lpgnas.nn.COMPONENTS`)."""
+
+    component: str
+    bits: tuple[int, ...]
+    formats: tuple[str, ...]
+
+    def options(self) -> tuple[QuantOption, ...]:
+        """The distinct candidates: every format x bits, where 32 bits is one full-precision
+        option and fixed point at 1 / 2 bits is binary / ternary."""
+        out: list[QuantOption] = []
+        for b in self.bits:
+            for f in self.formats:
+                opt = _resolve(f, b)
+                if opt not in out:
+                    out.append(opt)
+        return tuple(out)
+
+    @property
+    def bucketed(self) -> bool:
+        """Whether this component is a per-node/per-edge tensor (split by in-degree buckets)."""
+        return self.component not in _UNBUCKETED
+
+    def to_json(self) -> dict:
+        return {"bits": list(self.bits), "formats": list(self.formats)}
+
+
+@dataclasses.dataclass(frozen=True)
+class FixedTopology:
+    """A fixed baseline topology (only quantisation is searched). ``hidden``/``heads`` ``None``
+    take the baseline's published defaults (see :func:`lpgnas.arch.baseline`)."""
+
+    model: str
+    hidden: int | None = None
+    heads: int | None = None
+
+    def to_json(self) -> dict:
+        return {"model": self.model, "hidden": self.hidden, "heads": self.heads}
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSpace:
+    """A whole search space. Exactly one of ``layer`` (searched topology) and ``fixed`` is set.
+
+    ``num_layers``: candidate depths (a single value for a fixed space). ``quant``: the quantised
+    components and their candidates, in the order of :data:`lpgnas.nn.COMPONENTS`; components not
+    listed stay full precision.
+    ``degree_buckets``: in-degree thresholds; a node with in-degree ``d`` falls in the first bucket
+    ``i`` with ``d <= degree_buckets[i]``, or in the last one above every threshold (so
+    ``(1, 3, 7)`` gives the buckets 0-1, 2-3, 4-7, 8+); each bucket chooses its own bits for the
+    per-node / per-edge components. Empty: no buckets.
+    """
+
+    name: str
+    task: str
+    num_layers: tuple[int, ...]
+    layer: LayerChoices | None = None
+    fixed: FixedTopology | None = None
+    quant: tuple[QuantChoices, ...] = ()
+    degree_buckets: tuple[int, ...] = ()
+    description: str = ""
+
+    def __post_init__(self):
+        # ``quant`` is a set of components: keep it in the canonical component order so that
+        # equality does not depend on the order of the file's keys
+        if self.quant:
+            order = {c: i for i, c in enumerate(_components())}
+            ranked = sorted(self.quant, key=lambda q: order.get(q.component, len(order)))
+            object.__setattr__(self, "quant", tuple(ranked))
+
+    # -- queries ------------------------------------------------------------------------------
+    def quant_for(self, component: str) -> QuantChoices | None:
+        """The choices of ``component``, or ``None`` when it is not quantised."""
+        for q in self.quant:
+            if q.component == component:
+                return q
+        return None
+
+    @property
+    def components(self) -> tuple[str, ...]:
+        """The quantised components, in the order of :data:`lpgnas.nn.COMPONENTS`."""
+        return tuple(q.component for q in self.quant)
+
+    @property
+    def num_buckets(self) -> int:
+        """Number of in-degree buckets (1 when the space has none)."""
+        return len(self.degree_buckets) + 1
+
+    def num_choices(self) -> dict[str, int]:
+        """Number of candidates of each decision (per layer, and per bucket for bucketed
+        components), for display: ``{"num_layers": 2, "attention": 7, ..., "quant.weight": 13}``."""
+        out = {"num_layers": len(self.num_layers)}
+        if self.layer is not None:
+            out.update(self.layer.num_choices())
+        for q in self.quant:
+            out[f"quant.{q.component}"] = len(q.options())
+        return out
+
+    def size(self) -> float:
+        """``log10`` of the number of distinct architectures in the space."""
+        per_layer = 0.0  # log10 of the candidates of one layer
+        if self.layer is not None:
+            per_layer += sum(math.log10(n) for n in self.layer.num_choices().values())
+        for q in self.quant:
+            reps = self.num_buckets if q.bucketed else 1
+            per_layer += reps * math.log10(len(q.options()))
+        logs = [n * per_layer for n in self.num_layers]
+        top = max(logs)
+        return top + math.log10(sum(10.0 ** (v - top) for v in logs))
+
+    def base_architecture(self, num_classes: int | None = None) -> Architecture:
+        """The fixed topology of a ``fixed`` space as a full-precision :class:`Architecture`
+        (``num_classes`` is needed for node tasks: the last layer is the classifier)."""
+        if self.fixed is None:
+            raise ConfigError("fixed", f"search space {self.name!r} has no fixed topology")
+        return baseline(self.fixed.model, task=self.task, num_layers=self.num_layers[0],
+                        hidden=self.fixed.hidden, heads=self.fixed.heads, num_classes=num_classes)
+
+    # -- json ---------------------------------------------------------------------------------
+    def to_json(self) -> dict:
+        """A JSON-serialisable dict with the keys of the YAML file; :meth:`from_json` restores
+        an equal space."""
+        return {
+            "schema": SPACE_SCHEMA,
+            "name": self.name,
+            "description": self.description,
+            "task": self.task,
+            "num_layers": list(self.num_layers),
+            "layer": None if self.layer is None else self.layer.to_json(),
+            "fixed": None if self.fixed is None else self.fixed.to_json(),
+            "quant": {q.component: q.to_json() for q in self.quant},
+            "degree_buckets": list(self.degree_buckets),
+        }
+
+    @classmethod
+    def from_json(cls, obj: Any, *, source: object | None = None, name: str = "custom") -> "SearchSpace":
+        """Validate a parsed YAML/JSON mapping. ``name`` is used when the mapping has none."""
+        try:
+            return _parse_space(obj, name)
+        except ConfigError as e:
+            if source is not None and e.source is None:
+                raise ConfigError(e.field, e.problem, source=source) from None
+            raise
+
+
+# ---------------------------------------------------------------------------------------------
+# validation
+
+_TOP_KEYS = ("schema", "name", "description", "task", "num_layers", "layer", "fixed", "quant", "degree_buckets")
+_LAYER_DEFAULTS = LayerChoices()
+_LAYER_ALLOWED: dict[str, tuple] = {
+    "op": OPS,
+    "attention": ATTENTIONS,
+    "aggregator": AGGREGATORS,
+    "activation": ACTIVATIONS,
+}
+
+
+def _type_name(v: Any) -> str:
+    return "null" if v is None else type(v).__name__
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _check_keys(field: str, obj: Any, allowed: tuple[str, ...]) -> Mapping:
+    if not isinstance(obj, Mapping):
+        raise ConfigError(field, f"must be a mapping, got {_type_name(obj)}")
+    for k in obj:
+        if k not in allowed:
+            where = f"{field}.{k}" if field != "<root>" else str(k)
+            raise ConfigError(where, f"unknown field; allowed: {', '.join(allowed)}")
+    return obj
+
+
+def _choice_list(field: str, value: Any, check) -> tuple:
+    if not isinstance(value, list):
+        raise ConfigError(field, f"must be a list of choices (e.g. [{_example(value)}]), got {_type_name(value)}")
+    if not value:
+        raise ConfigError(field, "must list at least one choice")
+    seen: list = []
+    for i, v in enumerate(value):
+        check(f"{field}[{i}]", v)
+        if any(type(v) is type(s) and v == s for s in seen):
+            raise ConfigError(field, f"duplicate choice {v!r}")
+        seen.append(v)
+    return tuple(value)
+
+
+def _example(value: Any) -> str:
+    return repr(value) if isinstance(value, (str, int, float, bool)) else "..."
+
+
+def _one_of(allowed: tuple[str, ...]):
+    def check(field: str, v: Any) -> None:
+        if not isinstance(v, str) or v not in allowed:
+            raise ConfigError(field, f"unknown value {v!r}; allowed: {', '.join(allowed)}")
+
+    return check
+
+
+def _positive_int(field: str, v: Any) -> None:
+    if not _is_int(v) or v < 1:
+        raise ConfigError(field, f"must be a positive integer, got {v!r}")
+
+
+def _boolean(field: str, v: Any) -> None:
+    if not isinstance(v, bool):
+        raise ConfigError(field, f"must be true or false, got {v!r}")
+
+
+def _bits(field: str, v: Any) -> None:
+    if not _is_int(v):
+        raise ConfigError(field, f"must be an integer number of bits, got {v!r}")
+    if not 1 <= v <= 32:
+        raise ConfigError(field, f"must be between 1 and 32, got {v}")
+    if v not in ALLOWED_BITS:
+        raise ConfigError(field, f"{v} is not an allowed bit width; allowed: {', '.join(map(str, ALLOWED_BITS))}")
+
+
+def _string(field: str, v: Any) -> str:
+    if not isinstance(v, str):
+        raise ConfigError(field, f"must be a string, got {_type_name(v)}")
+    return v
+
+
+def _parse_layer(raw: Any) -> LayerChoices:
+    names = tuple(f.name for f in dataclasses.fields(LayerChoices))
+    raw = _check_keys("layer", raw, names)
+    values = {}
+    for name in names:
+        field = f"layer.{name}"
+        if name not in raw:
+            values[name] = getattr(_LAYER_DEFAULTS, name)
+        elif name in _LAYER_ALLOWED:
+            values[name] = _choice_list(field, raw[name], _one_of(_LAYER_ALLOWED[name]))
+        elif name == "skip":
+            values[name] = _choice_list(field, raw[name], _boolean)
+        else:
+            values[name] = _choice_list(field, raw[name], _positive_int)
+    return LayerChoices(**values)
+
+
+def _parse_fixed(raw: Any) -> FixedTopology:
+    raw = _check_keys("fixed", raw, ("model", "hidden", "heads"))
+    if "model" not in raw:
+        raise ConfigError("fixed.model", f"missing; one of {', '.join(BASELINES)}")
+    _one_of(BASELINES)("fixed.model", raw["model"])
+    for key in ("hidden", "heads"):
+        if raw.get(key) is not None:
+            _positive_int(f"fixed.{key}", raw[key])
+    return FixedTopology(raw["model"], raw.get("hidden"), raw.get("heads"))
+
+
+def _parse_quant(raw: Any, fixed: FixedTopology | None) -> tuple[QuantChoices, ...]:
+    if raw is None:
+        return ()
+    components = _components()
+    raw = _check_keys("quant", raw, components)
+    out = []
+    for comp, entry in raw.items():
+        field = f"quant.{comp}"
+        entry = _check_keys(field, entry, ("bits", "formats"))
+        for key in ("bits", "formats"):
+            if key not in entry:
+                raise ConfigError(f"{field}.{key}", "missing")
+        bits = _choice_list(f"{field}.bits", entry["bits"], _bits)
+        formats = _choice_list(f"{field}.formats", entry["formats"], _one_of(FORMATS))
+        if fixed is not None and comp in _ATTENTION_COMPONENTS and fixed.model not in ("gat", "attn"):
+            raise ConfigError(field, f"the fixed model {fixed.model!r} has no attention tensor to quantise")
+        out.append(QuantChoices(comp, bits, formats))
+    return tuple(out)
+
+
+def _parse_buckets(raw: Any) -> tuple[int, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise ConfigError("degree_buckets", f"must be a list of in-degree thresholds, got {_type_name(raw)}")
+    prev = -1
+    for i, t in enumerate(raw):
+        if not _is_int(t) or t < 0:
+            raise ConfigError(f"degree_buckets[{i}]", f"must be a non-negative integer, got {t!r}")
+        if t <= prev:
+            raise ConfigError(f"degree_buckets[{i}]", f"thresholds must increase; {t} follows {prev}")
+        prev = t
+    return tuple(raw)
+
+
+def _parse_space(obj: Any, default_name: str) -> SearchSpace:
+    if obj is None:
+        raise ConfigError("<root>", "the search space is empty; expected a mapping of fields")
+    obj = _check_keys("<root>", obj, _TOP_KEYS)
+    if "schema" in obj and obj["schema"] != SPACE_SCHEMA:
+        raise ConfigError("schema", f"unknown version {obj['schema']!r} (this lpgnas reads {SPACE_SCHEMA!r})")
+    name = _string("name", obj["name"]) if obj.get("name") is not None else default_name
+    description = _string("description", obj["description"]) if obj.get("description") is not None else ""
+    if "task" not in obj:
+        raise ConfigError("task", f"missing; one of {', '.join(TASKS)}")
+    _one_of(TASKS)("task", obj["task"])
+    if "num_layers" not in obj:
+        raise ConfigError("num_layers", "missing; a list of candidate depths, e.g. [2, 3]")
+    num_layers = _choice_list("num_layers", obj["num_layers"], _positive_int)
+    layer_raw, fixed_raw = obj.get("layer"), obj.get("fixed")
+    if layer_raw is None and fixed_raw is None:
+        raise ConfigError("layer", "missing; give either 'layer' (choices to search) or 'fixed' (a fixed topology)")
+    if layer_raw is not None and fixed_raw is not None:
+        raise ConfigError("fixed", "cannot be combined with 'layer'; a space either searches the topology or fixes it")
+    layer = None if layer_raw is None else _parse_layer(layer_raw)
+    fixed = None if fixed_raw is None else _parse_fixed(fixed_raw)
+    if fixed is not None and len(num_layers) != 1:
+        raise ConfigError("num_layers", "a fixed topology has exactly one depth, e.g. [2]")
+    quant = _parse_quant(obj.get("quant"), fixed)
+    buckets = _parse_buckets(obj.get("degree_buckets"))
+    if buckets and not any(q.bucketed for q in quant):
+        raise ConfigError("degree_buckets", "no quantised per-node or per-edge component to split into buckets")
+    return SearchSpace(name=name, task=obj["task"], num_layers=num_layers, layer=layer, fixed=fixed,
+                       quant=quant, degree_buckets=buckets, description=description)
