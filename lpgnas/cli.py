@@ -13,6 +13,8 @@ from typing import Sequence
 
 import numpy as np
 
+import numpy as np
+
 from lpgnas.errors import ConfigError, LpgnasError
 
 __all__ = ["main", "build_parser", "TRAIN_DEFAULTS"]
@@ -53,9 +55,66 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--hidden", type=int, default=None, help="hidden width (baselines)")
     t.add_argument("--layers", type=int, default=None, help="number of layers (baselines)")
     t.add_argument("--batch-size", type=int, default=None, help="graphs per batch (graph tasks)")
+    q = t.add_mutually_exclusive_group()
+    q.add_argument("--quant", default=None, metavar="SCHEME",
+                   help="quantisation scheme, one of: " + ", ".join(_presets()) + " (default: the architecture's own, "
+                        "else fp32)")
+    q.add_argument("--quant-config", default=None, metavar="FILE.json", help="a QuantConfig JSON file")
+    t.add_argument("--a2q-target-bits", type=float, default=2.0,
+                   help="A2Q: average feature bits the memory penalty aims at (default 2.0)")
+    t.add_argument("--a2q-penalty", type=float, default=1.0,
+                   help="A2Q: weight c of the memory penalty c * relu(M / M_target - 1)^2 (default 1.0)")
     t.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
     t.set_defaults(func=_cmd_train)
     return parser
+
+
+def _presets() -> tuple[str, ...]:
+    from lpgnas.quant import PRESETS
+
+    return PRESETS
+
+
+def _quant_config(args: argparse.Namespace):
+    """The QuantConfig the flags ask for, or None to keep the architecture's own."""
+    from lpgnas.quant import QuantConfig
+
+    if args.quant is not None:
+        if args.quant not in _presets():
+            raise ConfigError("--quant", f"unknown scheme {args.quant!r}; allowed: {', '.join(_presets())}")
+        return QuantConfig.preset(args.quant)
+    if args.quant_config is not None:
+        from lpgnas.errors import DataError
+
+        try:
+            with open(args.quant_config) as f:
+                obj = json.load(f)
+        except FileNotFoundError:
+            raise DataError(args.quant_config, "no such quantisation config file") from None
+        except json.JSONDecodeError as e:
+            raise DataError(args.quant_config, f"not valid JSON ({e.msg} at line {e.lineno})") from None
+        try:
+            return QuantConfig.from_json(obj)
+        except ConfigError as e:
+            raise ConfigError(e.field, e.problem, source=args.quant_config) from None
+    return None
+
+
+def _a2q_loss(arch, in_dim: int, num_classes: int, num_nodes: int | None, target_bits: float, c: float):
+    """The A2Q memory penalty as an auxiliary loss, with ``M_target`` = the memory of the model's A2Q
+    tensors at ``target_bits`` average bits, and ``a = c / M_target^2``."""
+    from flax import nnx
+
+    from lpgnas.nn import GNN
+    from lpgnas.quant import a2q_memory_kb, a2q_memory_penalty
+
+    probe = GNN(arch, in_dim, num_classes, num_nodes=num_nodes, rngs=nnx.Rngs(0))
+    init_kb = float(a2q_memory_kb(probe))
+    if init_kb <= 0:
+        return None
+    target_kb = init_kb * target_bits / float(arch.quant.default.bits)
+    a = c / target_kb ** 2
+    return lambda model: a2q_memory_penalty(model, target_kb, a)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -89,7 +148,7 @@ def _progress(enabled: bool, desc: str):
 def _cmd_train(args: argparse.Namespace) -> int:
     from lpgnas import data as D
     from lpgnas.arch import baseline, read_architecture
-    from lpgnas.train import TrainConfig, node_arrays, summarize, train_graph, train_node
+    from lpgnas.train import node_arrays, summarize, train_graph, train_node
 
     for name in ("seeds", "folds"):
         if getattr(args, name) < 1:
@@ -108,14 +167,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         op = model_name
         arch = None
     defaults = dict(TRAIN_DEFAULTS[(op, task)])
+    quant = _quant_config(args)
     for flag, key in (("epochs", "epochs"), ("lr", "lr"), ("weight_decay", "weight_decay"),
                       ("patience", "patience"), ("batch_size", "batch_size")):
         value = getattr(args, flag)
         if value is not None:
             defaults[key] = value
-    config = TrainConfig(**defaults)
     show = sys.stderr.isatty() and not args.json
-    runs = []
+    runs, costs = [], []
     summary_extra = {}
     if task == "node":
         graph = obj
@@ -123,6 +182,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             graph = graph.with_features(D.row_normalize(graph.features))
         if arch is None:
             arch = baseline(model_name, num_classes=graph.num_classes, hidden=args.hidden, num_layers=args.layers)
+        arch, config = _with_quant(arch, quant, defaults, args, graph.num_features, graph.num_classes,
+                                   graph.num_nodes)
         split_kind = args.split or ("public" if graph.split is not None else "random")
         if split_kind == "public" and graph.split is None:
             raise ConfigError("--split", f"{args.dataset} has no public split; use random or per-class")
@@ -130,10 +191,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         for seed in range(args.seeds):
             split = _node_split(graph, split_kind, seed)
             update, close = _progress(show, f"seed {seed}")
-            result, _ = train_node(arch, graph, seed=seed, config=config, split=split, arrays=arrays,
-                                   progress=update)
+            result, model = train_node(arch, graph, seed=seed, config=config, split=split, arrays=arrays,
+                                       progress=update)
             close()
             runs.append(result)
+            costs.append(_node_cost(model, graph))
             if not args.json:
                 print(f"seed {seed}: val {100 * result.val_acc:.2f}  test {100 * result.test_acc:.2f}  "
                       f"(best epoch {result.best_epoch}, {result.train_seconds:.2f}s)")
@@ -143,12 +205,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         dataset = obj
         if arch is None:
             arch = baseline(model_name, task="graph", hidden=args.hidden, num_layers=args.layers)
+        arch, config = _with_quant(arch, quant, defaults, args, dataset.num_features, dataset.num_classes, None)
         splits = D.kfold_splits(dataset.labels, k=args.folds, seed=0, folds=dataset.folds)
         for fold, split in enumerate(splits):
             update, close = _progress(show, f"fold {fold + 1}/{len(splits)}")
-            result, _ = train_graph(arch, dataset, split, seed=fold, config=config, progress=update)
+            result, model = train_graph(arch, dataset, split, seed=fold, config=config, progress=update)
             close()
             runs.append(result)
+            costs.append(_graph_cost(model, dataset))
             if not args.json:
                 print(f"fold {fold + 1}: val {100 * result.val_acc:.2f}  test {100 * result.test_acc:.2f}  "
                       f"(best epoch {result.best_epoch}, {result.train_seconds:.1f}s)")
@@ -156,6 +220,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         summary_extra["folds"] = len(splits)
         summary_extra["seeds"] = len(splits)
     summary = summarize(runs)
+    summary_extra["quant"] = "fp32" if arch.quant is None else (arch.quant.name or "custom")
+    summary_extra.update(_mean_cost(costs))
     out = {"dataset": args.dataset, "model": model_name, **summary_extra, **summary.to_json(),
            "config": {k: v for k, v in dataclasses.asdict(config).items() if k not in ("aux_loss",)}}
     if args.json:
@@ -164,7 +230,60 @@ def _cmd_train(args: argparse.Namespace) -> int:
         print(f"{args.dataset} {model_name}: test {summary.test_acc_mean:.2f} ± {summary.test_acc_std:.2f}  "
               f"val {summary.val_acc_mean:.2f}  ({len(runs)} runs, median {summary.train_seconds_median:.2f}s, "
               f"compile {summary.compile_seconds:.2f}s)")
+        print(f"quant {summary_extra['quant']}: model {summary_extra['model_size_bits'] / 8192:.1f} KiB "
+              f"(fp32 {summary_extra['fp32_model_size_bits'] / 8192:.1f}), features "
+              f"{summary_extra['feature_bits'] / 8192:.1f} KiB (fp32 {summary_extra['fp32_feature_bits'] / 8192:.1f}), "
+              f"compression {summary_extra['compression']:.2f}x, avg feature bits {summary_extra['avg_feature_bits']:.2f}")
     return 0
+
+
+def _with_quant(arch, quant, defaults: dict, args, in_dim: int, num_classes: int, num_nodes: int | None):
+    """Attach the requested quantisation to ``arch`` and derive the training settings it needs
+    (Degree-Quant masking, the A2Q memory penalty)."""
+    from lpgnas.train import TrainConfig
+
+    if quant is not None:
+        arch = dataclasses.replace(arch, quant=None if quant.name == "fp32" else quant)
+    q = arch.quant
+    if q is not None and q.dq is not None:
+        defaults["dq"] = (q.dq.p_min, q.dq.p_max)
+    if q is not None and "a2q" in (q.default.method, getattr(q.weight, "method", None)):
+        if args.a2q_target_bits <= 0:
+            raise ConfigError("--a2q-target-bits", f"must be positive, got {args.a2q_target_bits}")
+        defaults["aux_loss"] = _a2q_loss(arch, in_dim, num_classes, num_nodes, args.a2q_target_bits,
+                                         args.a2q_penalty)
+    return arch, TrainConfig(**defaults)
+
+
+def _node_cost(model, graph):
+    from lpgnas.cost import gnn_cost
+    from lpgnas.nn import insert_self_loops
+
+    deg = graph.in_degree()
+    _, loop_receivers, _ = insert_self_loops(graph.senders, graph.receivers, graph.num_nodes)
+    return gnn_cost(model, graph.num_nodes, graph.num_edges, node_degree=deg, edge_degree=deg[loop_receivers])
+
+
+def _graph_cost(model, dataset):
+    from lpgnas.cost import gnn_cost
+
+    # per graph, at the dataset's average size (a graph model holds one graph's features at a time)
+    n = max(1, round(float(np.mean(dataset.n_node))))
+    e = round(float(np.mean(dataset.n_edge)))
+    return gnn_cost(model, n, e)
+
+
+_COST_KEYS = ("model_size_bits", "fp32_model_size_bits", "feature_bits", "fp32_feature_bits", "bitops",
+              "compression", "avg_feature_bits")
+
+
+def _mean_cost(costs) -> dict:
+    out = {}
+    for key in _COST_KEYS:
+        values = [float(getattr(c, key)) for c in costs]
+        v = float(np.mean(values))
+        out[key] = round(v, 4) if key in ("compression", "avg_feature_bits") else round(v)
+    return out
 
 
 def _node_split(graph, kind: str, seed: int):

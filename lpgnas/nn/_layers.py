@@ -91,10 +91,12 @@ class GNNLayer(nnx.Module):
       quant: a ``lpgnas.quant.QuantConfig`` or ``None`` (full precision).
       num_nodes: number of nodes of the (transductive) graph, for per-node quantiser state; ``None``
         for inductive models.
+      quantize_output: False leaves the ``output`` component in full precision (the model's logits:
+        quantising them clips the softmax input and stalls training).
     """
 
     def __init__(self, spec: LayerSpec, in_dim: int, *, layer_index: int = 0, quant=None,
-                 num_nodes: int | None = None, rngs: nnx.Rngs):
+                 num_nodes: int | None = None, quantize_output: bool = True, rngs: nnx.Rngs):
         self.spec = spec
         self.in_dim = in_dim
         h, f = spec.heads, spec.hidden
@@ -135,7 +137,7 @@ class GNNLayer(nnx.Module):
         self.q_attention = q("attention", "edge", (1, h))
         self.q_message = q("message", "edge", (1, width))
         self.q_aggregate = q("aggregate", "node", (n, width))
-        self.q_output = q("output", "node", (n, self.out_dim))
+        self.q_output = q("output", "node", (n, self.out_dim)) if quantize_output else _quant.identity
         if op == "gin":
             self.q_weight2 = q("weight", "weight", (width, width))
 

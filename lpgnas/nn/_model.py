@@ -17,7 +17,8 @@ class GNN(nnx.Module):
     """The GNN an architecture describes.
 
     Node tasks: the layers in sequence (dropout before each), then a linear classifier only when the
-    last layer's width differs from ``num_classes``. Graph tasks: optional batch norm after each
+    last layer's width differs from ``num_classes``; the logits (the last layer's ``output``
+    component when it is the classifier) stay in full precision. Graph tasks: optional batch norm after each
     layer, pooling (``arch.readout``) of every layer's output (and of the input when ``arch.jk``), one
     linear scorer per pooled representation, summed (the GIN read-out).
 
@@ -34,8 +35,11 @@ class GNN(nnx.Module):
         layers = []
         dim = in_dim
         dims = [in_dim]
+        last = len(arch.layers) - 1
         for i, spec in enumerate(arch.layers):
-            layers.append(GNNLayer(spec, dim, layer_index=i, quant=quant, num_nodes=num_nodes, rngs=rngs))
+            is_logits = arch.task == "node" and i == last and spec.out_dim() == num_classes
+            layers.append(GNNLayer(spec, dim, layer_index=i, quant=quant, num_nodes=num_nodes,
+                                   quantize_output=not is_logits, rngs=rngs))
             dim = spec.out_dim()
             dims.append(dim)
         self.layers = nnx.List(layers)

@@ -1,0 +1,276 @@
+"""Cost model of a (quantised) GNN: model size, feature memory, BitOPs and compression.
+
+A model is a list of :class:`LayerCost` (one per layer: kind, sizes and per-component bits). Bits
+may be Python numbers or JAX arrays (e.g. expected bits ``sum_k softmax(theta)_k * bits_k`` in a
+differentiable search): every quantity is a polynomial in the bits, so the report is
+differentiable in them. With Python numbers the arithmetic is exact Python arithmetic.
+
+Counting rules (``N`` nodes, ``E`` edges without self loops, ``E' = E + N`` for GCN/GAT which add
+self loops, ``D = heads * out_dim`` the GAT output width, ``b_c`` the bits of component ``c``):
+
+Parameters (weights at ``b_weight``; biases always 32-bit):
+
+=======  ====================================  ===========
+kind     weights                               biases
+=======  ====================================  ===========
+linear   in*out                                out
+gcn      in*out                                out
+sage     2*in*out (self + neighbour)           out
+gin      in*out + out*out (2-layer MLP)        2*out
+gat      in*D + 2*D (attention vectors)        D
+=======  ====================================  ===========
+
+Feature memory (every tensor the layer holds, elements x bits of its component):
+
+* linear: ``N*in`` input, ``N*out`` linear, ``N*out`` output;
+* gcn: input, ``N*out`` linear, ``E'`` edge_weight, ``E'*out`` message, ``N*out`` aggregate, output;
+* gat: input, ``N*D`` linear, ``E'*H`` attention_logit, ``E'*H`` attention, ``E'*D`` message,
+  ``N*D`` aggregate, ``N*D`` output;
+* sage / gin (aggregate first): input, ``E*in`` message, ``N*in`` aggregate, ``N*out`` linear
+  (GIN: the MLP hidden activation), ``N*out`` output.
+
+BitOPs (a multiply-accumulate of ``b1`` x ``b2`` bits costs ``b1 * b2``; an unweighted addition of
+``b``-bit values costs ``b``):
+
+* linear: ``N*in*out * b_weight * b_input``;
+* gcn: the above + aggregation ``E'*out * b_edge_weight * b_linear``;
+* gat: ``N*in*D * b_weight * b_input`` + logits ``2*N*D * b_weight * b_linear``
+  + aggregation ``E'*D * b_attention * b_linear``;
+* sage: ``E*in * b_message`` (sum) + ``N*in*out * b_weight * (b_input + b_aggregate)``;
+* gin: ``E*in * b_message`` + ``N*in*out * b_weight * b_aggregate`` + ``N*out*out * b_weight * b_linear``.
+
+``compression = (fp32 model bits + fp32 feature bits) / (model bits + feature bits)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Sequence
+
+from lpgnas.errors import ConfigError
+
+__all__ = [
+    "LAYER_KINDS",
+    "BIT_FIELDS",
+    "LayerCost",
+    "CostReport",
+    "layer_cost",
+    "model_cost",
+    "layer_cost_from_config",
+    "gnn_cost",
+]
+
+LAYER_KINDS = ("linear", "gcn", "gat", "gin", "sage")
+BIT_FIELDS = (
+    "weight_bits",
+    "input_bits",
+    "linear_bits",
+    "edge_weight_bits",
+    "attention_logit_bits",
+    "attention_bits",
+    "message_bits",
+    "aggregate_bits",
+    "output_bits",
+)
+Bits = Any  # float | jax.Array
+
+
+class LayerCost(NamedTuple):
+    """One layer: ``kind`` in :data:`LAYER_KINDS`, sizes, and the bits of each component."""
+
+    kind: str
+    in_dim: int
+    out_dim: int
+    heads: int = 1
+    weight_bits: Bits = 32.0
+    input_bits: Bits = 32.0
+    linear_bits: Bits = 32.0
+    edge_weight_bits: Bits = 32.0
+    attention_logit_bits: Bits = 32.0
+    attention_bits: Bits = 32.0
+    message_bits: Bits = 32.0
+    aggregate_bits: Bits = 32.0
+    output_bits: Bits = 32.0
+
+
+class CostReport(NamedTuple):
+    """Costs in bits / bit operations (see the module docstring for the counting rules)."""
+
+    model_size_bits: Any
+    fp32_model_size_bits: Any
+    feature_bits: Any
+    fp32_feature_bits: Any
+    bitops: Any
+    compression: Any
+    avg_feature_bits: Any
+    fp32_bitops: Any = 0.0
+
+
+class _Counts(NamedTuple):
+    weights: Bits  # bits of weights
+    weight_elems: int
+    bias_elems: int
+    features: Bits
+    feature_elems: int
+    bitops: Bits
+
+
+def _check(layer: LayerCost) -> None:
+    if layer.kind not in LAYER_KINDS:
+        raise ConfigError("kind", f"{layer.kind!r} is not one of {', '.join(LAYER_KINDS)}")
+    for name in ("in_dim", "out_dim", "heads"):
+        v = getattr(layer, name)
+        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            raise ConfigError(name, f"must be a positive integer, got {v!r}")
+
+
+def _counts(layer: LayerCost, n: int, e: int) -> _Counts:
+    _check(layer)
+    k, fi, fo, h = layer.kind, layer.in_dim, layer.out_dim, layer.heads
+    b = layer
+    ep = e + n  # with self loops
+    if k in ("linear", "gcn"):
+        w, bias = fi * fo, fo
+    elif k == "sage":
+        w, bias = 2 * fi * fo, fo
+    elif k == "gin":
+        w, bias = fi * fo + fo * fo, 2 * fo
+    else:  # gat
+        d = h * fo
+        w, bias = fi * d + 2 * d, d
+    # (elements, bits) of every held tensor, and BitOPs
+    if k == "linear":
+        feats = [(n * fi, b.input_bits), (n * fo, b.linear_bits), (n * fo, b.output_bits)]
+        ops = n * fi * fo * b.weight_bits * b.input_bits
+    elif k == "gcn":
+        feats = [
+            (n * fi, b.input_bits),
+            (n * fo, b.linear_bits),
+            (ep, b.edge_weight_bits),
+            (ep * fo, b.message_bits),
+            (n * fo, b.aggregate_bits),
+            (n * fo, b.output_bits),
+        ]
+        ops = n * fi * fo * b.weight_bits * b.input_bits + ep * fo * b.edge_weight_bits * b.linear_bits
+    elif k == "gat":
+        d = h * fo
+        feats = [
+            (n * fi, b.input_bits),
+            (n * d, b.linear_bits),
+            (ep * h, b.attention_logit_bits),
+            (ep * h, b.attention_bits),
+            (ep * d, b.message_bits),
+            (n * d, b.aggregate_bits),
+            (n * d, b.output_bits),
+        ]
+        ops = (
+            n * fi * d * b.weight_bits * b.input_bits
+            + 2 * n * d * b.weight_bits * b.linear_bits
+            + ep * d * b.attention_bits * b.linear_bits
+        )
+    else:  # sage, gin: aggregate first
+        feats = [
+            (n * fi, b.input_bits),
+            (e * fi, b.message_bits),
+            (n * fi, b.aggregate_bits),
+            (n * fo, b.linear_bits),
+            (n * fo, b.output_bits),
+        ]
+        if k == "sage":
+            ops = e * fi * b.message_bits + n * fi * fo * b.weight_bits * (b.input_bits + b.aggregate_bits)
+        else:
+            ops = (
+                e * fi * b.message_bits
+                + n * fi * fo * b.weight_bits * b.aggregate_bits
+                + n * fo * fo * b.weight_bits * b.linear_bits
+            )
+    fbits = 0.0
+    for elems, bits in feats:
+        fbits = fbits + elems * bits
+    return _Counts(w * b.weight_bits, w, bias, fbits, sum(el for el, _ in feats), ops)
+
+
+def _fp32(layer: LayerCost) -> LayerCost:
+    return layer._replace(**{f: 32.0 for f in BIT_FIELDS})
+
+
+def model_cost(layers: Sequence[LayerCost], num_nodes: int, num_edges: int) -> CostReport:
+    """Total cost of ``layers`` on a graph with ``num_nodes`` nodes and ``num_edges`` edges (each
+    undirected edge counted in both directions, no self loops)."""
+    if not layers:
+        raise ConfigError("layers", "a model needs at least one layer")
+    q = [_counts(layer, num_nodes, num_edges) for layer in layers]
+    f = [_counts(_fp32(layer), num_nodes, num_edges) for layer in layers]
+    model = sum(c.weights + 32 * c.bias_elems for c in q)
+    fp32_model = sum(c.weights + 32 * c.bias_elems for c in f)
+    feat = sum(c.features for c in q)
+    fp32_feat = sum(c.features for c in f)
+    elems = sum(c.feature_elems for c in q)
+    bitops = sum(c.bitops for c in q)
+    fp32_bitops = sum(c.bitops for c in f)
+    compression = (fp32_model + fp32_feat) / (model + feat)
+    return CostReport(model, fp32_model, feat, fp32_feat, bitops, compression, feat / elems, fp32_bitops)
+
+
+def layer_cost(layer: LayerCost, num_nodes: int, num_edges: int) -> CostReport:
+    """:func:`model_cost` of a single layer."""
+    return model_cost([layer], num_nodes, num_edges)
+
+
+def layer_cost_from_config(
+    config, layer: int, kind: str, in_dim: int, out_dim: int, heads: int = 1, degree=None
+) -> LayerCost:
+    """A :class:`LayerCost` with the (average) bits of ``config`` (a ``QuantConfig`` or None)."""
+    from lpgnas.quant import avg_bits
+
+    bits = {}
+    for field in BIT_FIELDS:
+        component = field[: -len("_bits")]
+        if config is None:
+            bits[field] = 32.0
+            continue
+        spec = config.spec(layer, component)
+        if (
+            degree is not None
+            and config.degree_bits is not None
+            and component != "weight"
+            and spec.method in ("affine", "dq", "sgquant")
+            and not spec.is_fp32
+        ):
+            import jax.numpy as jnp
+
+            b = jnp.minimum(config.degree_bits.lookup(degree), spec.bits).astype(jnp.float32)
+            bits[field] = jnp.mean(b)
+        else:
+            bits[field] = avg_bits(spec)
+    return LayerCost(kind, in_dim, out_dim, heads, **bits)
+
+
+_OP_KIND = {"gcn": "gcn", "gat": "gat", "attn": "gat", "sage": "sage", "gin": "gin"}
+
+
+def gnn_cost(model, num_nodes: int, num_edges: int, *, node_degree=None, edge_degree=None) -> CostReport:
+    """The cost of a built (possibly trained) :class:`lpgnas.nn.GNN`, reading each component's bits
+    from its quantiser (learned A2Q bits included; topology-aware bits averaged over
+    ``node_degree`` for node tensors and ``edge_degree`` for edge tensors when given).
+
+    The generic ``attn`` layer is counted as a GAT layer; a node model's classifier head and a
+    graph model's scorers as linear layers at full precision.
+    """
+    from lpgnas.quant import avg_bits
+
+    edge_components = ("edge_weight", "attention_logit", "attention", "message")
+    layers = []
+    for layer in model.layers:
+        spec = layer.spec
+        bits = {}
+        for field in BIT_FIELDS:
+            component = field[: -len("_bits")]
+            q = getattr(layer, f"q_{component}")
+            degree = edge_degree if component in edge_components else node_degree
+            bits[field] = avg_bits(q, None if component == "weight" else degree)
+        layers.append(LayerCost(_OP_KIND[spec.op], layer.in_dim, spec.hidden, spec.heads, **bits))
+    if getattr(model, "head", None) is not None:
+        layers.append(LayerCost("linear", model.head.in_features, model.head.out_features))
+    for scorer in getattr(model, "scorers", None) or ():
+        layers.append(LayerCost("linear", scorer.in_features, scorer.out_features))
+    return model_cost(layers, num_nodes, num_edges)

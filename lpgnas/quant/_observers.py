@@ -1,0 +1,166 @@
+"""Range observers: pure functions from a tensor (and the rows allowed to feed them) to a range.
+
+Observer kinds:
+
+* ``"current"`` -- the range of the tensor at hand, no state (weights; per-row activations);
+* ``"minmax"`` -- running min/max: ``lo <- min(lo, cur_lo)``, ``hi <- max(hi, cur_hi)``;
+* ``"ema"`` -- exponential moving average ``m <- m + momentum * (cur - m)`` (momentum 0.01);
+* ``"percentile"`` -- Degree-Quant: the ``p`` and ``1 - p`` percentiles of at most ``max_samples``
+  randomly sampled elements (never a sort of the full tensor), EMA-tracked;
+* ``"rowavg"`` -- SGQuant: the mean over rows of each row's min and max, EMA-tracked.
+
+The first update sets the statistic to the current value. Rows marked invalid (Degree-Quant
+protected rows) never feed a statistic; a step in which every row is invalid leaves it unchanged.
+All statistics are computed on ``stop_gradient(x)``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from lpgnas.quant._core import reduce_axes, row_mask, stat_shape
+
+__all__ = [
+    "OBSERVERS",
+    "RUNNING_OBSERVERS",
+    "RangeState",
+    "init_range",
+    "masked_minmax",
+    "masked_mean_abs",
+    "sample_elements",
+    "percentile_range",
+    "rowavg_range",
+    "observe",
+    "update_range",
+]
+
+OBSERVERS = ("current", "minmax", "ema", "percentile", "rowavg")
+RUNNING_OBSERVERS = ("minmax", "ema", "percentile", "rowavg")
+
+
+class RangeState(NamedTuple):
+    lo: jax.Array
+    hi: jax.Array
+    count: jax.Array  # int32 scalar: number of updates so far
+
+
+def init_range(shape: tuple[int, ...], granularity: str) -> RangeState:
+    s = stat_shape(shape, granularity)
+    return RangeState(jnp.zeros(s, jnp.float32), jnp.zeros(s, jnp.float32), jnp.zeros((), jnp.int32))
+
+
+def _valid_full(x: jax.Array, valid: jax.Array | None) -> jax.Array | None:
+    if valid is None:
+        return None
+    return jnp.broadcast_to(row_mask(valid, x.ndim), x.shape)
+
+
+def _reduce_keep(fn, x, axes, shape):
+    out = fn(x, axis=axes, keepdims=True)
+    return out.reshape(shape)
+
+
+def masked_minmax(x: jax.Array, valid: jax.Array | None, granularity: str):
+    """``(lo, hi, ok)``: min and max over the valid rows, reduced per ``granularity``; ``ok`` is a
+    scalar bool, False when no row is valid (then ``lo = +inf``, ``hi = -inf``)."""
+    x = jax.lax.stop_gradient(x)
+    axes = reduce_axes(x.ndim, granularity)
+    shape = stat_shape(x.shape, granularity)
+    vf = _valid_full(x, valid)
+    if vf is None:
+        lo = _reduce_keep(jnp.min, x, axes, shape)
+        hi = _reduce_keep(jnp.max, x, axes, shape)
+        return lo, hi, jnp.asarray(True)
+    inf = jnp.asarray(jnp.inf, x.dtype)
+    lo = _reduce_keep(jnp.min, jnp.where(vf, x, inf), axes, shape)
+    hi = _reduce_keep(jnp.max, jnp.where(vf, x, -inf), axes, shape)
+    return lo, hi, jnp.any(valid)
+
+
+def masked_mean_abs(x: jax.Array, valid: jax.Array | None, granularity: str) -> jax.Array:
+    """Mean of ``|x|`` over the valid rows per quantisation group (0 where nothing is valid)."""
+    x = jnp.abs(jax.lax.stop_gradient(x))
+    axes = reduce_axes(x.ndim, granularity)
+    shape = stat_shape(x.shape, granularity)
+    vf = _valid_full(x, valid)
+    if vf is None:
+        return _reduce_keep(jnp.mean, x, axes, shape)
+    w = vf.astype(x.dtype)
+    total = _reduce_keep(jnp.sum, x * w, axes, shape)
+    count = _reduce_keep(jnp.sum, w, axes, shape)
+    return total / jnp.maximum(count, 1.0)
+
+
+def sample_elements(x: jax.Array, valid: jax.Array | None, key: jax.Array, max_samples: int):
+    """``(values [S], ok [S])``: all elements when ``x.size <= max_samples``, else ``max_samples``
+    elements drawn uniformly (with replacement) with ``key``; ``ok`` marks elements of valid rows."""
+    x = jax.lax.stop_gradient(x)
+    flat = x.reshape(-1)
+    row_size = int(np.prod(x.shape[1:], dtype=np.int64)) if x.ndim > 1 else 1
+    if flat.shape[0] <= max_samples:
+        vals = flat
+        idx = jnp.arange(flat.shape[0], dtype=jnp.int32)
+    else:
+        idx = jax.random.randint(key, (max_samples,), 0, flat.shape[0], dtype=jnp.int32)
+        vals = flat[idx]
+    if valid is None:
+        return vals, jnp.ones(vals.shape, bool)
+    return vals, valid[idx // row_size]
+
+
+def percentile_range(x, valid, p: float, key, max_samples: int = 4096):
+    """``(lo, hi, ok)``: the ``p`` and ``1 - p`` quantiles (nearest rank) of sampled valid elements.
+    Sorts at most ``max_samples`` values."""
+    vals, ok = sample_elements(x, valid, key, max_samples)
+    nan = jnp.asarray(jnp.nan, vals.dtype)
+    srt = jnp.sort(jnp.where(ok, vals, nan))  # NaNs (invalid) sort last
+    n = jnp.sum(ok.astype(jnp.int32))
+    last = jnp.maximum(n - 1, 0).astype(jnp.float32)
+    i_lo = jnp.floor(p * last).astype(jnp.int32)
+    i_hi = jnp.ceil((1.0 - p) * last).astype(jnp.int32)
+    return srt[i_lo], srt[i_hi], n > 0
+
+
+def rowavg_range(x, valid):
+    """``(lo, hi, ok)``: SGQuant's range, the mean over valid rows of the per-row min and max
+    (a 1-D tensor has one element per row, so it falls back to the plain min/max)."""
+    if x.ndim <= 1:
+        return masked_minmax(x, valid, "tensor")
+    x = jax.lax.stop_gradient(x)
+    axes = tuple(range(1, x.ndim))
+    rmin, rmax = jnp.min(x, axis=axes), jnp.max(x, axis=axes)
+    w = jnp.ones(rmin.shape, x.dtype) if valid is None else valid.astype(x.dtype)
+    cnt = jnp.sum(w)
+    lo = jnp.sum(jnp.where(w > 0, rmin, 0.0)) / jnp.maximum(cnt, 1.0)
+    hi = jnp.sum(jnp.where(w > 0, rmax, 0.0)) / jnp.maximum(cnt, 1.0)
+    return lo, hi, cnt > 0
+
+
+def observe(kind: str, x, valid, granularity: str, *, p: float = 0.001, key=None, max_samples=4096):
+    """The current-batch range of observer ``kind`` (see the module docstring)."""
+    if kind in ("current", "minmax", "ema"):
+        return masked_minmax(x, valid, granularity)
+    if kind == "percentile":
+        return percentile_range(x, valid, p, key, max_samples)
+    if kind == "rowavg":
+        return rowavg_range(x, valid)
+    raise ValueError(f"unknown observer {kind!r}")
+
+
+def update_range(state: RangeState, cur_lo, cur_hi, ok, kind: str, momentum: float) -> RangeState:
+    """One running update (first update copies ``cur``); nothing changes when ``ok`` is False."""
+    first = state.count == 0
+    if kind == "minmax":
+        lo = jnp.where(first, cur_lo, jnp.minimum(state.lo, cur_lo))
+        hi = jnp.where(first, cur_hi, jnp.maximum(state.hi, cur_hi))
+    else:
+        lo = jnp.where(first, cur_lo, state.lo + momentum * (cur_lo - state.lo))
+        hi = jnp.where(first, cur_hi, state.hi + momentum * (cur_hi - state.hi))
+    lo = jnp.where(ok, lo, state.lo).astype(jnp.float32)
+    hi = jnp.where(ok, hi, state.hi).astype(jnp.float32)
+    count = state.count + ok.astype(jnp.int32)
+    return RangeState(lo, hi, count)
