@@ -406,7 +406,8 @@ class QuantConfig:
         default = QuantSpec.from_json(data.get("default", {}), field="default", source=source)
         weight = data.get("weight")
         weight = None if weight is None else QuantSpec.from_json(weight, field="weight", source=source)
-        raw_overrides = data.get("overrides", []) or []
+        raw_overrides = data.get("overrides")
+        raw_overrides = [] if raw_overrides is None else raw_overrides
         if not isinstance(raw_overrides, list):
             raise ConfigError("overrides", "must be a list", source=source)
         overrides = []
@@ -429,6 +430,9 @@ class QuantConfig:
                     "degree_bits", "must be {'thresholds': [...], 'bits': [...]}", source=source
                 )
             try:
+                for key in ("thresholds", "bits"):
+                    if not isinstance(db[key], list):
+                        raise ConfigError(f"degree_bits.{key}", f"must be a list, got {db[key]!r}", source=source)
                 db = DegreeBits(tuple(db["thresholds"]), tuple(db["bits"]))
             except ConfigError as e:
                 raise ConfigError(e.field, e.problem, source=source) from None
@@ -514,9 +518,9 @@ def _a2q() -> QuantConfig:
 
 def _sgquant() -> QuantConfig:
     return QuantConfig(
-        default=_act("sgquant", 8),
+        default=_act("sgquant", 8, observer="ema"),
         weight=_w("affine", 8),
-        overrides=(Override(_act("sgquant", 4), component="attention"), _row_input("affine", 8)),
+        overrides=(Override(_act("sgquant", 4, observer="ema"), component="attention"), _row_input("affine", 8)),
         degree_bits=DegreeBits.sgquant(),
         name="sgquant",
     )

@@ -1,0 +1,63 @@
+"""Shared plumbing of the experiment scripts: run ``lpgnas`` commands in-process, keep an append-only
+JSONL log of finished rows (a re-run skips them), write the markdown table atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import platform
+import shlex
+import time
+from typing import Callable, Iterable
+
+from lpgnas import cli
+
+
+def run_json(argv: str) -> dict:
+    """Run ``lpgnas <argv>`` (which must include ``--json``) and return its summary object."""
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = cli.main(shlex.split(argv))
+    if code != 0:
+        raise SystemExit(f"lpgnas {argv} exited with {code}")
+    return json.loads(buf.getvalue().strip().splitlines()[-1])
+
+
+def run_rows(rows: dict[str, str], wanted: Iterable[str], log: str, extra: Callable[[str], dict] | None = None,
+             report: Callable[[dict], str] | None = None) -> dict[str, dict]:
+    """Run each wanted row's command unless the log already holds it; returns all logged rows."""
+    done: dict[str, dict] = {}
+    if os.path.exists(log):
+        with open(log) as f:
+            for line in f:
+                if line.strip():
+                    rec = json.loads(line)
+                    done[rec["row"]] = rec
+    for row in wanted:
+        if row in done:
+            continue
+        if row not in rows:
+            raise SystemExit(f"unknown row {row!r}; known: {', '.join(rows)}")
+        t0 = time.perf_counter()
+        rec = {"row": row, "command": f"lpgnas {rows[row]}", **(extra(row) if extra else {}), **run_json(rows[row]),
+               "wall_seconds": round(time.perf_counter() - t0, 1)}
+        with open(log, "a") as f:  # append-only: a finished row is never lost
+            f.write(json.dumps(rec) + "\n")
+        done[row] = rec
+        if report:
+            print(report(rec), flush=True)
+    return done
+
+
+def machine() -> str:
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"
+
+
+def write_atomic(path: str, text: str) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+    print(f"wrote {path}")
