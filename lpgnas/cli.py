@@ -64,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="A2Q: average feature bits the memory penalty aims at (default 2.0)")
     t.add_argument("--a2q-penalty", type=float, default=1.0,
                    help="A2Q: weight c of the memory penalty c * relu(M / M_target - 1)^2 (default 1.0)")
+    t.add_argument("--save", default=None, metavar="DIR",
+                   help="save the model of the run with the best validation accuracy (arch.json, weights, meta.json)")
     t.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
     t.set_defaults(func=_cmd_train)
     return parser
@@ -176,9 +178,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
     show = sys.stderr.isatty() and not args.json
     runs, costs = [], []
     summary_extra = {}
+    best = {"val": -1.0}
+
+    def keep_best(result, model, meta):
+        if args.save is not None and result.val_acc > best["val"]:
+            best.update(val=result.val_acc, model=model, meta=dict(
+                meta, seed=result.seed, val_acc=round(100 * result.val_acc, 3),
+                test_acc=round(100 * result.test_acc, 3), dataset=args.dataset))
     if task == "node":
         graph = obj
-        if np.all(graph.features >= 0):  # bag-of-words style features: the standard row normalisation
+        row_norm = bool(np.all(graph.features >= 0))
+        if row_norm:  # bag-of-words style features: the standard row normalisation
             graph = graph.with_features(D.row_normalize(graph.features))
         if arch is None:
             arch = baseline(model_name, num_classes=graph.num_classes, hidden=args.hidden, num_layers=args.layers)
@@ -196,6 +206,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
             close()
             runs.append(result)
             costs.append(_node_cost(model, graph))
+            keep_best(result, model, dict(in_dim=graph.num_features, num_classes=graph.num_classes,
+                                          num_nodes=graph.num_nodes, row_normalize=row_norm,
+                                          split=split_kind))
             if not args.json:
                 print(f"seed {seed}: val {100 * result.val_acc:.2f}  test {100 * result.test_acc:.2f}  "
                       f"(best epoch {result.best_epoch}, {result.train_seconds:.2f}s)")
@@ -213,6 +226,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             close()
             runs.append(result)
             costs.append(_graph_cost(model, dataset))
+            keep_best(result, model, dict(in_dim=dataset.num_features, num_classes=dataset.num_classes,
+                                          num_nodes=None, row_normalize=False, split=f"fold-{fold}"))
             if not args.json:
                 print(f"fold {fold + 1}: val {100 * result.val_acc:.2f}  test {100 * result.test_acc:.2f}  "
                       f"(best epoch {result.best_epoch}, {result.train_seconds:.1f}s)")
@@ -220,6 +235,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         summary_extra["folds"] = len(splits)
         summary_extra["seeds"] = len(splits)
     summary = summarize(runs)
+    if args.save is not None:
+        from lpgnas.nn import save_model
+
+        save_model(args.save, best["model"], best["meta"])
+        summary_extra["model_path"] = args.save
     summary_extra["quant"] = "fp32" if arch.quant is None else (arch.quant.name or "custom")
     summary_extra.update(_mean_cost(costs))
     out = {"dataset": args.dataset, "model": model_name, **summary_extra, **summary.to_json(),

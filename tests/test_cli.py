@@ -61,3 +61,17 @@ def test_unknown_model_is_an_argparse_error(capsys):
     with pytest.raises(SystemExit) as e:
         cli.main(["train", "--dataset", "cora", "--model", "transformer"])
     assert e.value.code == 2
+
+
+def test_train_save_writes_a_loadable_model(capsys, tmp_path, data_root):
+    from lpgnas.nn import load_model
+
+    out_dir = tmp_path / "model"
+    code, out, err = _run(capsys, "train", "--dataset", "cora", "--model", "gcn", "--quant", "w4a8", "--seeds", "2",
+                          "--epochs", "10", "--save", str(out_dir), "--json", "--data-root", data_root)
+    assert code == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["model_path"] == str(out_dir) and summary["quant"] == "w4a8"
+    assert summary["model_size_bits"] < summary["fp32_model_size_bits"]
+    model, arch, meta = load_model(out_dir)
+    assert arch.quant.name == "w4a8" and meta["dataset"] == "cora" and meta["row_normalize"] is True

@@ -2,6 +2,7 @@
 
 from lpgnas.nn._layers import COMPONENTS, GNNLayer, activation, dropout
 from lpgnas.nn._message import GraphArrays, aggregate, gcn_norm, graph_arrays, insert_self_loops, segment_softmax
+from lpgnas.nn._io import MODEL_FILES, load_model, save_model
 from lpgnas.nn._model import GNN
 
 __all__ = [
@@ -9,11 +10,14 @@ __all__ = [
     "GNN",
     "GNNLayer",
     "GraphArrays",
+    "MODEL_FILES",
     "activation",
     "aggregate",
     "dropout",
     "gcn_norm",
     "graph_arrays",
     "insert_self_loops",
+    "load_model",
+    "save_model",
     "segment_softmax",
 ]

@@ -1,0 +1,66 @@
+"""Saved models rebuild exactly; broken model folders give errors naming the file."""
+
+import dataclasses
+import json
+import os
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from lpgnas.arch import baseline
+from lpgnas.errors import DataError
+from lpgnas.nn import GNN, graph_arrays, load_model, save_model
+from lpgnas.quant import QuantConfig
+
+
+def _setup(preset):
+    rng = np.random.default_rng(0)
+    n = 30
+    s = rng.integers(0, n, 80).astype(np.int32)
+    r = rng.integers(0, n, 80).astype(np.int32)
+    keep = s != r
+    order = np.lexsort((s[keep], r[keep]))
+    ga = graph_arrays(s[keep][order], r[keep][order], n)
+    arch = baseline("gcn", num_classes=3)
+    if preset is not None:
+        arch = dataclasses.replace(arch, quant=QuantConfig.preset(preset))
+    model = GNN(arch, 8, 3, num_nodes=n, rngs=nnx.Rngs(1))
+    x = jnp.asarray(rng.normal(size=(n, 8)).astype(np.float32))
+    model(x, ga, training=True, key=None)  # observers see data once
+    return model, x, ga, n
+
+
+@pytest.mark.parametrize("preset", [None, "int8", "dq-int4", "a2q"])
+def test_save_load_round_trip_is_exact(tmp_path, preset):
+    model, x, ga, n = _setup(preset)
+    save_model(tmp_path / "m", model, {"in_dim": 8, "num_classes": 3, "num_nodes": n})
+    loaded, arch, meta = load_model(tmp_path / "m")
+    assert arch == model.arch and meta["num_nodes"] == n
+    np.testing.assert_array_equal(np.asarray(loaded(x, ga)), np.asarray(model(x, ga)))
+
+
+def test_broken_model_folders_name_the_file(tmp_path):
+    model, *_ = _setup(None)
+    folder = tmp_path / "m"
+    save_model(folder, model, {"in_dim": 8, "num_classes": 3, "num_nodes": 30})
+    with pytest.raises(DataError, match="no such model folder"):
+        load_model(tmp_path / "nope")
+    (folder / "weights.msgpack").write_bytes(b"\x00garbage")
+    with pytest.raises(DataError, match="weights.msgpack"):
+        load_model(folder)
+    save_model(folder, model, {"in_dim": 8, "num_classes": 3, "num_nodes": 30})
+    meta = json.loads((folder / "meta.json").read_text())
+    (folder / "meta.json").write_text(json.dumps(dict(meta, in_dim=9)))
+    with pytest.raises(DataError, match="shape"):
+        load_model(folder)
+    os.remove(folder / "arch.json")
+    with pytest.raises(DataError, match="arch.json"):
+        load_model(folder)
+
+
+def test_save_requires_meta(tmp_path):
+    model, *_ = _setup(None)
+    with pytest.raises(ValueError, match="in_dim"):
+        save_model(tmp_path / "m", model, {"num_classes": 3})
