@@ -23,6 +23,7 @@ setup: $(STAMP)
 demo: $(STAMP)
 	$(VENV)/bin/lpgnas train --dataset cora --model gcn --seeds 3
 	$(VENV)/bin/lpgnas train --dataset cora --model gat --seeds 3
+	$(VENV)/bin/lpgnas train --dataset cora --model gcn --quant dq-int4 --seeds 3 --save runs/demo-gcn-dq-int4
 
 test: $(STAMP)
 	$(PY) -m pytest -q -x --durations=15
