@@ -68,7 +68,111 @@ def build_parser() -> argparse.ArgumentParser:
                    help="save the model of the run with the best validation accuracy (arch.json, weights, meta.json)")
     t.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
     t.set_defaults(func=_cmd_train)
+
+    inf = sub.add_parser("infer", help="run a saved node-level model with packed low-bit kernels: accuracy, bytes, "
+                                       "latency, agreement with the QAT evaluation")
+    inf.add_argument("--model", required=True, metavar="DIR", help="model folder written by lpgnas train --save")
+    inf.add_argument("--dataset", required=True, help="the (node-level) dataset the model was trained on")
+    inf.add_argument("--data-root", default=None, help="data root (default: $LPGNAS_DATA, else the user cache)")
+    inf.add_argument("--backend", choices=("auto", "reference", "pallas"), default="auto",
+                     help="aggregation kernel: auto (Pallas on GPU/TPU, pure-JAX reference on CPU), reference, pallas")
+    inf.add_argument("--interpret", action="store_true", help="run the Pallas kernel in interpret mode (testing)")
+    inf.add_argument("--messages", choices=("exact", "fused"), default="exact",
+                     help="exact: pack the quantised messages as the QAT model rounds them (default); fused: pack "
+                          "XW and weight it in the kernel (skips the per-edge rounding)")
+    inf.add_argument("--split", choices=("public", "random", "per-class"), default=None,
+                     help="split of the reported accuracies (default: the one in the model's meta.json)")
+    inf.add_argument("--repeats", type=int, default=20, help="timed runs; the median latency is reported")
+    inf.add_argument("--json", action="store_true", help="print the report as one JSON object on the last line")
+    inf.set_defaults(func=_cmd_infer)
+
+    s = sub.add_parser("search", help="differentiable search of architecture and per-component bits (one round)")
+    s.add_argument("--space", default="lpgnas", help="search space: a shipped name (lpgnas, tiny, ...) or a YAML path")
+    s.add_argument("--dataset", required=True, help="dataset name or synthetic:k=v,...")
+    s.add_argument("--data-root", default=None, help="data root (default: $LPGNAS_DATA, else the user cache)")
+    s.add_argument("--lambda", dest="lam", type=float, default=0.1, help="weight of the normalised expected cost")
+    s.add_argument("--cost", choices=("size", "buffer", "bitops"), default="size",
+                   help="cost target: model size, feature memory (buffer) or BitOPs")
+    s.add_argument("--epochs", type=int, default=300, help="search epochs")
+    s.add_argument("--finetune", type=int, default=50,
+                   help="epochs training the derived sub-network's shared weights after the search")
+    s.add_argument("--temperature", default="1.0:0.1", help="softmax temperature START:END (exponential schedule)")
+    s.add_argument("--gumbel", action="store_true", help="Gumbel-softmax relaxation")
+    s.add_argument("--hard", action="store_true", help="straight-through one-hot forward")
+    s.add_argument("--arch-lr", type=float, default=0.01, help="Adam learning rate of the logits")
+    s.add_argument("--warmup", type=int, default=0, help="first epochs with weight updates only")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", required=True, help="run directory (log.jsonl, checkpoints, arch.json, summary.json)")
+    s.add_argument("--resume", action="store_true", help="continue the search in --out from its last checkpoint")
+    s.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
+    s.set_defaults(func=_cmd_search)
     return parser
+
+
+_SEARCH_FLAGS = {"lambda": "--lambda", "epochs": "--epochs", "finetune": "--finetune", "t_start": "--temperature",
+                 "t_end": "--temperature", "arch_lr": "--arch-lr", "warmup": "--warmup", "seed": "--seed",
+                 "cost": "--cost", "space": "--space", "dataset": "--dataset"}
+
+
+def _as_flag(e: ConfigError) -> ConfigError:
+    """The same error, naming the command-line flag of a library field."""
+    if e.field in _SEARCH_FLAGS and e.source is None:
+        return ConfigError(_SEARCH_FLAGS[e.field], e.problem)
+    return e
+
+
+def _temperature(text: str) -> tuple[float, float]:
+    parts = text.split(":")
+    try:
+        values = [float(p) for p in parts]
+    except ValueError:
+        values = []
+    if len(values) not in (1, 2) or not all(np.isfinite(v) and v > 0 for v in values):
+        raise ConfigError("--temperature", f"expected START:END (positive numbers, e.g. 1.0:0.1), got {text!r}")
+    return values[0], values[-1]
+
+
+def _cmd_search(args: argparse.Namespace) -> int:
+    from lpgnas import data as D
+    from lpgnas.search import SearchConfig, search
+    from lpgnas.search_spaces import load_space
+
+    if not np.isfinite(args.lam) or args.lam < 0:
+        raise ConfigError("--lambda", f"must be a finite number >= 0, got {args.lam}")
+    t_start, t_end = _temperature(args.temperature)
+    try:
+        space = load_space(args.space)
+        config = SearchConfig(epochs=args.epochs, lam=args.lam, cost=args.cost, gumbel=args.gumbel, hard=args.hard,
+                              t_start=t_start, t_end=t_end, seed=args.seed, arch_lr=args.arch_lr,
+                              warmup=args.warmup, finetune=args.finetune).validate()
+        obj = D.load_dataset(args.dataset, args.data_root)
+    except ConfigError as e:
+        raise _as_flag(e) from None
+    if isinstance(obj, D.Graph) and np.all(obj.features >= 0):  # bag-of-words features, as `train` does
+        obj = obj.with_features(D.row_normalize(obj.features))
+    update, close = _progress(sys.stderr.isatty() and not args.json, "search")
+    try:
+        result = search(space, obj, config=config, out=args.out, resume=args.resume, dataset=args.dataset,
+                        progress=update)
+    except ConfigError as e:
+        raise _as_flag(e) from None
+    finally:
+        close()
+    s = result.summary
+    if args.json:
+        print(json.dumps(s))
+        return 0
+    layers = " | ".join(f"{spec.op}({spec.attention},{spec.aggregator}) {spec.hidden}x{spec.heads} {spec.activation}"
+                        + (" +skip" if spec.skip else "") for spec in result.arch.layers)
+    print(f"search {s['space']} on {s['dataset']} (lambda {s['lambda']}, cost {s['cost']}): "
+          f"{s['epochs']}+{s['finetune']} epochs in {s['search_seconds']:.1f}s (compile {s['compile_seconds']:.1f}s)")
+    print(f"derived: {layers}")
+    print(f"derived sub-network (shared weights, fine-tuned): val {100 * s['val_acc']:.2f}  "
+          f"test {100 * s['test_acc']:.2f}")
+    print(f"model size {s['model_size_bits'] / 8192:.2f} KiB (fp32 {s['fp32_model_size_bits'] / 8192:.2f} KiB), "
+          f"feature memory {s['buffer_bits'] / 8192:.1f} KiB, compression {s['compression']:.2f}x")
+    print(f"architecture: {s['arch_path']}  (retrain: lpgnas train --arch {s['arch_path']} --dataset {s['dataset']})")
+    return 0
 
 
 def _presets() -> tuple[str, ...]:
@@ -304,6 +408,58 @@ def _mean_cost(costs) -> dict:
         v = float(np.mean(values))
         out[key] = round(v, 4) if key in ("compression", "avg_feature_bits") else round(v)
     return out
+
+
+def _cmd_infer(args: argparse.Namespace) -> int:
+    import os
+
+    from lpgnas import data as D
+    from lpgnas.infer import infer_report
+    from lpgnas.nn import load_model
+
+    if args.repeats < 1:
+        raise ConfigError("--repeats", f"must be at least 1, got {args.repeats}")
+    model, arch, meta = load_model(args.model)
+    meta_path = os.path.join(args.model, "meta.json")
+    trained_on = meta.get("dataset", "?")
+    if arch.task != "node":
+        raise ConfigError("--model", f"{args.model} holds a graph-level model; lpgnas infer runs node-level models "
+                                     "only (graph tasks are not supported yet)")
+    obj = D.load_dataset(args.dataset, args.data_root)
+    if isinstance(obj, D.GraphDataset):
+        raise ConfigError("--dataset", f"{args.dataset} is a graph-level dataset; lpgnas infer runs node-level "
+                                       "models only (graph tasks are not supported yet)")
+    graph = obj
+    for what, want, got in (("input features", meta["in_dim"], graph.num_features),
+                            ("nodes", meta.get("num_nodes"), graph.num_nodes),
+                            ("classes", meta["num_classes"], graph.num_classes)):
+        if want is not None and want != got:
+            raise ConfigError("--dataset", f"{args.dataset} has {got} {what} but the model in {args.model} was "
+                                           f"trained on {trained_on} with {want}")
+    if meta.get("row_normalize"):
+        graph = graph.with_features(D.row_normalize(graph.features))
+    split_kind = args.split or meta.get("split") or ("public" if graph.split is not None else "random")
+    if split_kind not in ("public", "random", "per-class"):
+        raise ConfigError("split", f"{split_kind!r} is not a node split (public, random, per-class)", source=meta_path)
+    if split_kind == "public" and graph.split is None:
+        raise ConfigError("--split", f"{args.dataset} has no public split; use random or per-class")
+    split = _node_split(graph, split_kind, int(meta.get("seed", 0)))
+    report = infer_report(model, graph, split, backend=args.backend, interpret=True if args.interpret else None,
+                          messages=args.messages, repeats=args.repeats)
+    quant = "fp32" if arch.quant is None else (arch.quant.name or "custom")
+    out = {"model": args.model, "dataset": args.dataset, "trained_on": trained_on, "quant": quant,
+           "split": split_kind, **report}
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    print(f"{args.dataset} ({quant}, {out['backend']}, messages {args.messages}): test {out['test_acc']:.2f}  val "
+          f"{out['val_acc']:.2f}  (QAT {out['qat_test_acc']:.2f} / {out['qat_val_acc']:.2f}), agreement "
+          f"{100 * out['agreement']:.2f}%")
+    print(f"features {out['packed_feature_bytes'] / 2**20:.2f} MiB packed "
+          f"(fp32 {out['fp32_feature_bytes'] / 2**20:.2f}), weights {out['packed_weight_bytes'] / 1024:.1f} KiB (fp32 {out['fp32_weight_bytes'] / 1024:.1f})")
+    print(f"latency {out['latency_ms']:.3f} ms (QAT {out['qat_latency_ms']:.3f}, fp32 {out['fp32_latency_ms']:.3f}), "
+          f"compile {out['compile_seconds']:.2f}s")
+    return 0
 
 
 def _node_split(graph, kind: str, seed: int):
