@@ -1,0 +1,27 @@
+"""Differentiable bilevel search (LPGNAS): one round of alternating weight / logit updates on a
+:class:`~lpgnas.supernet.Supernet`, with a run directory (append-only log, checkpoints, resume).
+
+* :func:`search` -- the round: returns a :class:`SearchResult` (derived architecture + summary);
+* :class:`SearchConfig` -- its settings;
+* :class:`SearchState`, :class:`Schedule`, :func:`make_program` -- the pure weight / logit steps;
+* :class:`RunDir`, :func:`read_log` -- the run directory.
+"""
+
+from lpgnas.search._config import SearchConfig
+from lpgnas.search._loop import SearchResult, search
+from lpgnas.search._rundir import RunDir, read_log
+from lpgnas.search._steps import Program, Schedule, SearchState, init_state, make_program, split_supernet
+
+__all__ = [
+    "Program",
+    "RunDir",
+    "Schedule",
+    "SearchConfig",
+    "SearchResult",
+    "SearchState",
+    "init_state",
+    "make_program",
+    "read_log",
+    "search",
+    "split_supernet",
+]

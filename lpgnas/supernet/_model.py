@@ -1,0 +1,181 @@
+"""The :class:`Supernet`: every architecture of a search space in one relaxed, weight-sharing model."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.experimental import sparse as jsparse
+
+from lpgnas.errors import ConfigError
+from lpgnas.nn import GraphArrays
+from lpgnas.search_spaces import SearchSpace, load_space
+from lpgnas.supernet._layer import SuperLayer
+from lpgnas.supernet._relax import ArchLogit, Relax, choice_probs
+from lpgnas.supernet._slots import DECISIONS, SupernetPlan, plan_supernet
+
+__all__ = ["SupernetConfig", "Supernet"]
+
+_DEPTH_SALT = 7
+
+
+@dataclasses.dataclass(frozen=True)
+class SupernetConfig:
+    """Regularisation of the supernet (copied into the derived architecture) and the logits'
+    initialisation: ``N(0, init_scale^2)`` (tiny: the search starts from uniform choices).
+
+    ``readout`` pools node representations in graph tasks (``sum`` | ``mean`` | ``max``).
+    """
+
+    dropout: float = 0.5
+    input_dropout: float = 0.5
+    attn_dropout: float = 0.0
+    readout: str = "mean"
+    init_scale: float = 1e-3
+
+    def validate(self) -> "SupernetConfig":
+        for name in ("dropout", "input_dropout", "attn_dropout"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= float(v) < 1.0:
+                raise ConfigError(name, f"must be a number in [0, 1), got {v!r}")
+        if self.readout not in ("sum", "mean", "max"):
+            raise ConfigError("readout", f"unknown value {self.readout!r}; allowed: sum, mean, max")
+        if not self.init_scale >= 0.0:
+            raise ConfigError("init_scale", f"must be >= 0, got {self.init_scale!r}")
+        return self
+
+
+class Supernet(nnx.Module):
+    """All architectures of ``space`` in one model.
+
+    Args:
+      space: a :class:`~lpgnas.search_spaces.SearchSpace` (or a shipped name / YAML path).
+      in_dim: input feature width. num_classes: number of classes.
+      num_nodes: nodes of the transductive graph (per-node quantiser state), ``None`` for graph tasks.
+      config: :class:`SupernetConfig`.
+
+    Weights are ``nnx.Param``; every decision's logits are :class:`ArchLogit`. Call as
+    ``net(x, graph_arrays, relax, training=..., key=...)``; ``relax`` is a :class:`Relax`.
+    Depth: the deepest candidate is built; a hidden layer that some candidate depth leaves out is
+    mixed with the identity, ``h <- q h_layer + (1 - q) h`` with ``q`` the probability that the
+    depth includes it (node tasks: the classifier always follows the last included layer).
+    """
+
+    def __init__(self, space: SearchSpace | str, in_dim: int, num_classes: int, *, num_nodes: int | None = None,
+                 config: SupernetConfig = SupernetConfig(), rngs: nnx.Rngs):
+        space = load_space(space)
+        config.validate()
+        self.space = space
+        self.config = config
+        self.in_dim = int(in_dim)
+        self.num_classes = int(num_classes)
+        self.num_nodes = num_nodes
+        plan = plan_supernet(space, num_classes)
+        self.plan: SupernetPlan = plan
+        layers = []
+        dim = in_dim
+        for slot in plan.slots:
+            layers.append(SuperLayer(slot, dim, plan.quant, num_nodes=num_nodes, rngs=rngs,
+                                     init_scale=config.init_scale))
+            dim = slot.out_width
+        self.layers = nnx.List(layers)
+        depth_logits = None
+        if len(plan.depths) > 1:
+            depth_logits = ArchLogit(config.init_scale * jax.random.normal(rngs.params(), (len(plan.depths),),
+                                                                            jnp.float32))
+        self.alpha_depth = depth_logits
+        self.scorer = nnx.Linear(dim, num_classes, rngs=rngs) if plan.task == "graph" else None
+
+    # -- probabilities -------------------------------------------------------------------------
+    def depth_probs(self, relax: Relax) -> jax.Array:
+        if self.alpha_depth is None:
+            return jnp.ones((1,), jnp.float32)
+        return choice_probs(self.alpha_depth[...], relax, _DEPTH_SALT)
+
+    def active_probs(self, relax: Relax) -> list[jax.Array | None]:
+        """Per layer position, the probability that the sampled depth includes it (``None``: always)."""
+        p = self.depth_probs(relax)
+        out = []
+        for i in range(len(self.layers)):
+            mask = self.plan.active_depths(i)
+            out.append(None if all(mask) else jnp.sum(p * jnp.asarray(np.asarray(mask, np.float32))))
+        return out
+
+    # -- forward -------------------------------------------------------------------------------
+    def __call__(self, x, ga: GraphArrays, relax: Relax = Relax(), *, training: bool = False,
+                 key: jax.Array | None = None) -> jax.Array:
+        cfg = self.config
+        n_layers = len(self.layers)
+        keys = list(jax.random.split(key, 2 * n_layers + 1)) if key is not None else [None] * (2 * n_layers + 1)
+        active = self.active_probs(relax)
+        node_task = self.plan.task == "node"
+        h = x
+        for i, layer in enumerate(self.layers):
+            h_in = h
+            if node_task:
+                h = dropout(h, cfg.input_dropout if i == 0 else cfg.dropout, keys[2 * i], training)
+            out = layer(h, ga, relax, training=training, key=keys[2 * i + 1], attn_dropout=cfg.attn_dropout)
+            h = out if active[i] is None else active[i] * out + (1.0 - active[i]) * h_in
+        if node_task:
+            return h
+        pooled = _pool(h, ga, cfg.readout)
+        return dropout(self.scorer(pooled), cfg.dropout, keys[-1], training)
+
+    # -- inspection ----------------------------------------------------------------------------
+    def arch_logits(self) -> nnx.State:
+        """The :class:`ArchLogit` state (every decision's logits)."""
+        return nnx.state(self, ArchLogit)
+
+    def choices(self) -> dict:
+        """The argmax choice of every decision, as plain JSON values:
+        ``{"depth": d, "layers": [{"attention": ..., ..., "bits": {"weight": "affine4", ...}}]}``
+        (one entry per supernet layer position)."""
+        depth = self.plan.depths[int(np.argmax(np.asarray(self.alpha_depth[...])))] if self.alpha_depth is not None \
+            else self.plan.depths[0]
+        layers = []
+        for layer in self.layers:
+            entry = {}
+            for name in DECISIONS:
+                opts = layer.slot.options(name)
+                logit = getattr(layer, f"alpha_{name}")
+                entry[name] = opts[0] if logit is None else opts[int(np.argmax(np.asarray(logit[...])))]
+            entry["bits"] = {}
+            for comp in layer.components:
+                opt = layer.quantizer(comp).choice()
+                entry["bits"][comp] = "fp32" if opt.method == "fp32" else f"{opt.method}{opt.bits}"
+            layers.append(entry)
+        return {"depth": depth, "layers": layers}
+
+
+def dropout(x, rate: float, key: jax.Array | None, training: bool):
+    """Inverted dropout drawing 8 random bits per element (a quarter of the random words of
+    ``jax.random.bernoulli``; the rate is rounded to a multiple of 1/256). Sparse ``BCOO`` inputs
+    drop stored values only."""
+    if not training or rate <= 0.0 or key is None:
+        return x
+    if isinstance(x, jsparse.BCOO):
+        return jsparse.BCOO((dropout(x.data, rate, key, training), x.indices), shape=x.shape,
+                            indices_sorted=x.indices_sorted, unique_indices=x.unique_indices)
+    size = int(np.prod(x.shape))
+    words = jax.random.bits(key, (-(-size // 4),), jnp.uint32)
+    octets = jax.lax.bitcast_convert_type(words, jnp.uint8).reshape(-1)[:size].reshape(x.shape)
+    threshold = min(int(round(rate * 256)), 255)
+    keep = octets >= jnp.uint8(threshold)
+    scale = jnp.asarray(256.0 / (256 - threshold), x.dtype)
+    return jnp.where(keep, x * scale, jnp.zeros((), x.dtype))
+
+
+def _pool(h: jax.Array, ga: GraphArrays, readout: str) -> jax.Array:
+    g = ga.num_graphs
+    mask = ga.node_mask[:, None]
+    if readout == "max":
+        out = jax.ops.segment_max(jnp.where(mask, h, -jnp.inf), ga.node_graph, g, indices_are_sorted=True)
+        return jnp.where(jnp.isfinite(out), out, jnp.zeros((), h.dtype))
+    total = jax.ops.segment_sum(jnp.where(mask, h, jnp.zeros((), h.dtype)), ga.node_graph, g, indices_are_sorted=True)
+    if readout == "sum":
+        return total
+    count = jax.ops.segment_sum(ga.node_mask.astype(h.dtype), ga.node_graph, g, indices_are_sorted=True)
+    return total / jnp.maximum(count, 1.0)[:, None]
