@@ -22,8 +22,10 @@ setup: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/lpgnas train --dataset cora --model gcn --seeds 3
-	$(VENV)/bin/lpgnas train --dataset cora --model gat --seeds 3
-	$(VENV)/bin/lpgnas train --dataset cora --model gcn --quant dq-int4 --seeds 3 --save runs/demo-gcn-dq-int4
+	rm -rf runs/demo-search runs/demo-model
+	$(VENV)/bin/lpgnas search --space tiny --dataset cora --lambda 0.1 --epochs 100 --out runs/demo-search
+	$(VENV)/bin/lpgnas train --arch runs/demo-search/arch.json --dataset cora --seeds 3 --save runs/demo-model
+	$(VENV)/bin/lpgnas infer --model runs/demo-model --dataset cora
 
 test: $(STAMP)
 	$(PY) -m pytest -q -x --durations=15

@@ -90,7 +90,9 @@ class Architecture:
     readout: str = "sum"
     jk: bool = False
     quant: Any = None
-    search: Mapping[str, Any] | None = None
+    # provenance only: left out of the hash so that an Architecture (a static part of a model's
+    # graph definition under jit) stays hashable although this holds a JSON object
+    search: Mapping[str, Any] | None = dataclasses.field(default=None, hash=False)
 
     def __post_init__(self):
         object.__setattr__(self, "layers", tuple(self.layers))

@@ -1,5 +1,7 @@
 """Message passing primitives and layers against dense numpy references."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -154,3 +156,10 @@ def test_node_model_adds_classifier_when_last_width_differs():
     net = GNN(arch, 5, 3, rngs=nnx.Rngs(0))
     ga, _ = _ga()
     assert net(jnp.ones((12, 5), jnp.float32), ga).shape == (12, 3)
+
+
+def test_architecture_with_search_provenance_is_hashable():
+    arch = dataclasses.replace(baseline("gcn", num_classes=3), search={"space": "tiny", "metrics": {"val_acc": 80.0}})
+    assert hash(arch) == hash(dataclasses.replace(arch, search=None))
+    graphdef, _ = nnx.split(GNN(arch, 4, 3, rngs=nnx.Rngs(0)))
+    hash(graphdef)
