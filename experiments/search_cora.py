@@ -208,6 +208,23 @@ def _report(args, rows, chosen, gat_ms, gcn_row, gcn_size, load=None) -> str:
         "`val / test` of the search: the derived (argmax) sub-network evaluated with the supernet's shared weights "
         "after the fine-tune epochs (weights only), kept epoch chosen on validation. Model size: every weight at its "
         "searched bits, biases and attention vectors counted as in `lpgnas.cost` (biases 32-bit).",
+        "",
+        "## Notes",
+        "",
+        ("- Why the epoch is slow: the `lpgnas` space's widest layer is 8 heads x 128 = 1024 channels, so the "
+        "supernet's shared kernel is 1433 x 2048 for the first layer (main + skip kernels in one product) and "
+        "1024 x 2048 for a third layer, and every attention type, aggregator and message runs on 1024-wide edge "
+        "tensors (13264 looped edges), with 16 quantiser candidates (fixed/binary/ternary, affine, LSQ at 1-16 bits, "
+        "fp32) mixed on each of 4 components of 3 layers. The FP32 GAT reference is 64 channels wide. Every "
+        "candidate is computed in every step (soft relaxation), so the step cost follows the widest candidate; "
+        "the weight step and the logit step each run a full forward and backward pass.") if args.space == "lpgnas"
+        else f"- Space `{args.space}`: every candidate is computed in every step (soft relaxation); the weight step "
+             "and the logit step each run a full forward and backward pass.",
+        "- Retraining uses `lpgnas.train.train_node` with the `lpgnas train --arch` defaults (GCN set-up for `attn` "
+        "first layers). Two caveats of the trainer at the time of writing: an `Architecture` carrying `search` "
+        "provenance is unhashable, so the script retrains a copy without it; and the trainer keeps only the "
+        "non-`Param` state a forward pass writes, so LSQ step sizes (lazily initialised `Param`s) stay at their "
+        "data-driven value instead of being learned (the search's weight step does keep them).",
     ]
     return "\n".join(lines) + "\n"
 
