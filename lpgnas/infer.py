@@ -55,7 +55,7 @@ from lpgnas import quant as Q
 from lpgnas.arch import LayerSpec
 from lpgnas.data import Graph, GraphDataset, Split
 from lpgnas.errors import ConfigError
-from lpgnas.nn import GNN, GraphArrays, activation, gcn_norm, graph_arrays, segment_softmax
+from lpgnas.nn import GNN, GraphArrays, activation, attention_logits, gcn_norm, graph_arrays, segment_softmax
 
 __all__ = [
     "QState",
@@ -459,20 +459,8 @@ def _coefficients(spec: LayerSpec, quant: Mapping, params: Mapping, hx, ga: Grap
         coef = jnp.ones((e, h), _F32)
     else:
         hh = hx.reshape(n, h, f)
-        a_s = jnp.sum(hh * params["att_src"][None], axis=-1)
-        a_d = jnp.sum(hh * params["att_dst"][None], axis=-1)
-        if att == "gat":
-            logits = jax.nn.leaky_relu(a_s[senders] + a_d[receivers], 0.2)
-        elif att == "sym-gat":
-            logits = (jax.nn.leaky_relu(a_s[senders] + a_d[receivers], 0.2)
-                      + jax.nn.leaky_relu(a_s[receivers] + a_d[senders], 0.2))
-        elif att == "cos":
-            logits = a_s[senders] * a_d[receivers]
-        elif att == "linear":
-            logits = jnp.tanh(a_s[senders])
-        else:  # gene-linear
-            gen = jnp.tanh(hh[senders] * params["att_src"][None] + hh[receivers] * params["att_dst"][None])
-            logits = jnp.sum(gen * params["att_gen"][None], axis=-1)
+        logits = attention_logits(att, hh, params["att_src"], params["att_dst"], params.get("att_gen"),
+                                  senders, receivers)
         logits = _fake(quant["attention_logit"], logits, edge_ctx)
         coef = segment_softmax(logits, receivers, n)
     return _fake(quant["attention"], coef, edge_ctx)

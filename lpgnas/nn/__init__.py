@@ -1,7 +1,7 @@
 """GNN layers and models on ``jax.ops.segment_*`` message passing, quantisable per component."""
 
 from lpgnas.nn._layers import COMPONENTS, GNNLayer, activation, dropout
-from lpgnas.nn._message import GraphArrays, aggregate, gcn_norm, graph_arrays, insert_self_loops, segment_softmax
+from lpgnas.nn._message import GraphArrays, aggregate, attention_logits, gcn_norm, graph_arrays, insert_self_loops, segment_softmax
 from lpgnas.nn._io import MODEL_FILES, load_model, save_model
 from lpgnas.nn._model import GNN
 
@@ -13,6 +13,7 @@ __all__ = [
     "MODEL_FILES",
     "activation",
     "aggregate",
+    "attention_logits",
     "dropout",
     "gcn_norm",
     "graph_arrays",

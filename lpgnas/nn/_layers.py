@@ -30,7 +30,7 @@ from jax.experimental import sparse as jsparse
 
 from lpgnas import quant as _quant
 from lpgnas.arch import LayerSpec
-from lpgnas.nn._message import GraphArrays, aggregate, gcn_norm, segment_softmax
+from lpgnas.nn._message import GraphArrays, aggregate, attention_logits, gcn_norm, segment_softmax
 
 __all__ = ["COMPONENTS", "GNNLayer", "activation", "dropout"]
 
@@ -198,22 +198,8 @@ class GNNLayer(nnx.Module):
         elif att == "const":
             coef = jnp.ones((senders.shape[0], h), hx.dtype)
         else:
-            a_s = jnp.sum(hh * self.att_src[...][None], axis=-1)  # [N, H]
-            a_d = jnp.sum(hh * self.att_dst[...][None], axis=-1)
-            if att == "gat":
-                logits = jax.nn.leaky_relu(a_s[senders] + a_d[receivers], 0.2)
-            elif att == "sym-gat":
-                logits = (jax.nn.leaky_relu(a_s[senders] + a_d[receivers], 0.2)
-                          + jax.nn.leaky_relu(a_s[receivers] + a_d[senders], 0.2))
-            elif att == "cos":
-                logits = a_s[senders] * a_d[receivers]
-            elif att == "linear":
-                logits = jnp.tanh(a_s[senders])
-            elif att == "gene-linear":
-                gen = jnp.tanh(hh[senders] * self.att_src[...][None] + hh[receivers] * self.att_dst[...][None])
-                logits = jnp.sum(gen * self.att_gen[...][None], axis=-1)
-            else:  # pragma: no cover - validated by LayerSpec
-                raise ValueError(f"unknown attention {att!r}")
+            gen = self.att_gen[...] if att == "gene-linear" else None
+            logits = attention_logits(att, hh, self.att_src[...], self.att_dst[...], gen, senders, receivers)
             logits = self.q_attention_logit(logits, edge_ctx)
             coef = segment_softmax(logits, receivers, n)
         coef = self.q_attention(coef, edge_ctx)

@@ -20,6 +20,7 @@ __all__ = [
     "aggregate",
     "segment_softmax",
     "gcn_norm",
+    "attention_logits",
 ]
 
 
@@ -142,3 +143,29 @@ def gcn_norm(ga: GraphArrays) -> jax.Array:
     deg = jax.ops.segment_sum(ga.loop_weight, ga.loop_receivers, n, indices_are_sorted=True)
     inv_sqrt = jnp.where(deg > 0, jax.lax.rsqrt(jnp.maximum(deg, 1e-12)), 0.0)
     return ga.loop_weight * inv_sqrt[ga.loop_senders] * inv_sqrt[ga.loop_receivers]
+
+
+def attention_logits(kind: str, hh: jax.Array, att_src: jax.Array, att_dst: jax.Array, att_gen: jax.Array | None,
+                     senders: jax.Array, receivers: jax.Array) -> jax.Array:
+    """Edge logits ``[E, H]`` of the softmax attention types over per-head features ``hh [N, H, F]``.
+
+    ``gat``: LeakyReLU(a_s.h_j + a_d.h_i); ``sym-gat``: the GAT logit plus its reverse; ``cos``:
+    (a_s.h_j)(a_d.h_i); ``linear``: tanh(a_s.h_j); ``gene-linear``: a_g.tanh(a_s*h_j + a_d*h_i).
+    ``att_src``/``att_dst``/``att_gen`` are ``[H, F]`` (``att_gen`` only for gene-linear).
+    """
+    src, dst = att_src[None], att_dst[None]
+    if kind == "gene-linear":
+        gen = jnp.tanh(hh[senders] * src + hh[receivers] * dst)
+        return jnp.sum(gen * att_gen[None], axis=-1)
+    a_s = jnp.sum(hh * src, axis=-1)  # [N, H]
+    a_d = jnp.sum(hh * dst, axis=-1)
+    if kind == "gat":
+        return jax.nn.leaky_relu(a_s[senders] + a_d[receivers], 0.2)
+    if kind == "sym-gat":
+        return (jax.nn.leaky_relu(a_s[senders] + a_d[receivers], 0.2)
+                + jax.nn.leaky_relu(a_s[receivers] + a_d[senders], 0.2))
+    if kind == "cos":
+        return a_s[senders] * a_d[receivers]
+    if kind == "linear":
+        return jnp.tanh(a_s[senders])
+    raise ValueError(f"unknown attention {kind!r}")

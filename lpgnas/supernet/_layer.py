@@ -23,7 +23,7 @@ from flax import nnx
 from jax.experimental import sparse as jsparse
 
 from lpgnas import quant as Q
-from lpgnas.nn import GraphArrays, activation, aggregate, dropout, gcn_norm, segment_softmax
+from lpgnas.nn import GraphArrays, activation, aggregate, attention_logits, dropout, gcn_norm, segment_softmax
 from lpgnas.supernet._mixed import MixedQuantizer
 from lpgnas.supernet._relax import ArchLogit, Relax, choice_probs
 from lpgnas.supernet._slots import DECISIONS, SOFTMAX_ATTENTIONS, Slot
@@ -178,24 +178,10 @@ class SuperLayer(nnx.Module):
             coef = coef + p_att[slot.attention.index("gcn")] * norm[:, None]
         if not self.soft_attentions:
             return coef
-        src = self.att_src[...][None]
-        dst = self.att_dst[...][None]
-        a_s = jnp.sum(hh * src, axis=-1)  # [N, K]
-        a_d = jnp.sum(hh * dst, axis=-1)
+        gen = self.att_gen[...] if "gene-linear" in self.soft_attentions else None
         logits = []
         for att in self.soft_attentions:
-            if att == "gat":
-                lg = jax.nn.leaky_relu(a_s[senders] + a_d[receivers], 0.2)
-            elif att == "sym-gat":
-                lg = (jax.nn.leaky_relu(a_s[senders] + a_d[receivers], 0.2)
-                      + jax.nn.leaky_relu(a_s[receivers] + a_d[senders], 0.2))
-            elif att == "cos":
-                lg = a_s[senders] * a_d[receivers]
-            elif att == "linear":
-                lg = jnp.tanh(a_s[senders])
-            else:  # gene-linear
-                gen = jnp.tanh(hh[senders] * src + hh[receivers] * dst)
-                lg = jnp.sum(gen * self.att_gen[...][None], axis=-1)
+            lg = attention_logits(att, hh, self.att_src[...], self.att_dst[...], gen, senders, receivers)
             logits.append(lg)
         s = len(logits)
         stacked = jnp.stack(logits, axis=-1).reshape(e, k * s)  # [E', K * S]
