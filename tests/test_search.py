@@ -256,8 +256,6 @@ quant:
 
 
 def test_graph_classification_search_runs_and_its_architecture_trains():
-    import dataclasses
-
     from lpgnas.train import TrainConfig, train_graph
 
     ds = _toy_graph_dataset()
@@ -269,7 +267,7 @@ def test_graph_classification_search_runs_and_its_architecture_trains():
     # LSQ steps are initialised from the data by the first forward pass, then learned
     steps = [np.asarray(v) for path, v in nnx.to_flat_state(nnx.state(r.supernet, nnx.Param)) if path[-1] == "step"]
     assert steps and all(np.all(s > 0) for s in steps)
-    res, _ = train_graph(dataclasses.replace(r.arch, search=None), ds, split,
+    res, _ = train_graph(r.arch, ds, split,
                          config=TrainConfig(epochs=3, batch_size=8, patience=10, num_buckets=1))
     assert 0.0 <= res.test_acc <= 1.0
 

@@ -1,8 +1,6 @@
 """The supernet: separate variable types, relaxation, weight sharing that reproduces the derived
 model exactly, expected costs equal to the exact costs at one-hot choices, derivation."""
 
-import dataclasses
-
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -299,10 +297,7 @@ def test_derived_architecture_round_trips_and_trains(graph, arrays):
     choices = net.choices()
     for (layer, comp), b in bits.items():
         assert choices["layers"][layer]["bits"][comp].endswith(str(b))
-    # (the provenance dict makes an Architecture unhashable, and the trainer hashes the model
-    # structure: train the architecture without it)
-    plain = dataclasses.replace(arch, search=None)
-    result, _ = train_node(plain, graph, config=TrainConfig(epochs=15, chunk=15, patience=100), arrays=arrays)
+    result, _ = train_node(arch, graph, config=TrainConfig(epochs=15, chunk=15, patience=100), arrays=arrays)
     assert 0.0 <= result.test_acc <= 1.0 and result.epochs == 15
     assert result.val_acc > 0.4  # chance is 1/3
 
