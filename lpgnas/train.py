@@ -143,6 +143,15 @@ def _optimizer(config: TrainConfig, steps_per_epoch: int = 1) -> optax.GradientT
     return optax.chain(*parts)
 
 
+def _initialise_quantizers(model, x, ga) -> None:
+    """One training-mode forward pass before the states are split, so that quantiser parameters
+    initialised lazily from data (LSQ step, learned range) become real starting values of their
+    ``nnx.Param``; inside the jitted step only non-``Param`` state written by the forward pass is
+    kept, so a value written there for the first time would otherwise be lost every step."""
+    if model.arch.quant is not None:
+        model(x, ga, training=True)
+
+
 def _update(tx, grads, opt_state, params):
     """One optimiser update. optax mixes Python floats with int32 step counts internally, which the
     strict dtype-promotion mode that our own code runs under (tests) rejects; optax runs under the
@@ -303,6 +312,7 @@ def train_node(arch: Architecture, graph: Graph, *, seed: int = 0, config: Train
     labels = jnp.asarray(graph.labels, jnp.int32)
     model = GNN(arch, graph.num_features, graph.num_classes, num_nodes=graph.num_nodes,
                 rngs=nnx.Rngs(params=seed, dropout=seed + 1_000_003))
+    _initialise_quantizers(model, x, ga)
     graphdef, params, rest = _split(model)
     tx = _optimizer(config)
     carry = _NodeCarry(
@@ -406,10 +416,14 @@ def train_graph(arch: Architecture, dataset: GraphDataset, split: Split, *, seed
     validation loss); their test accuracy is reported.
     """
     model = GNN(arch, dataset.num_features, dataset.num_classes, rngs=nnx.Rngs(params=seed))
+    buckets = make_buckets(dataset, config.batch_size, num_buckets=config.num_buckets)
+    if arch.quant is not None and len(split.train):
+        first = next(iterate_batches(dataset, split.train, config.batch_size, buckets=buckets, shuffle=False, seed=0))
+        x0, ga0, _, _ = batch_arrays(first)
+        _initialise_quantizers(model, x0, ga0)
     graphdef, params, rest = _split(model)
     tx = _optimizer(config, steps_per_epoch=math.ceil(len(split.train) / config.batch_size))
     opt_state = tx.init(params)
-    buckets = make_buckets(dataset, config.batch_size, num_buckets=config.num_buckets)
 
     step, evaluate = _cached(_graph_program, graphdef, tx, config,
                              tx_key=math.ceil(len(split.train) / config.batch_size))

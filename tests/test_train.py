@@ -81,3 +81,13 @@ def test_config_is_hashable_for_program_cache():
     cfg = TrainConfig()
     assert hash(cfg) == hash(dataclasses.replace(cfg))
     assert np.isfinite(cfg.lr)
+
+
+def test_lazily_initialised_quantiser_steps_are_learned(small_graph):
+    from lpgnas.quant import QuantConfig, QuantSpec
+
+    arch = dataclasses.replace(baseline("gcn", num_classes=small_graph.num_classes),
+                               quant=QuantConfig(default=QuantSpec("lsq", 4, signed=False), name="lsq4"))
+    _, model = train_node(arch, small_graph, seed=0, config=TrainConfig(epochs=20, patience=1000, chunk=10))
+    step = float(np.asarray(model.layers[0].q_aggregate.step[...]).ravel()[0])
+    assert step > 0.0
