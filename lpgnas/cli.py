@@ -13,8 +13,6 @@ from typing import Sequence
 
 import numpy as np
 
-import numpy as np
-
 from lpgnas.errors import ConfigError, LpgnasError
 
 __all__ = ["main", "build_parser", "TRAIN_DEFAULTS"]
@@ -106,6 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--resume", action="store_true", help="continue the search in --out from its last checkpoint")
     s.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
     s.set_defaults(func=_cmd_search)
+
+    # `tune`, `pareto` and `export` live in their own modules (same rules: parse, call, print).
+    from lpgnas import _cli_pareto, _cli_tune
+
+    _cli_tune.add_parsers(sub)
+    _cli_pareto.add_parsers(sub)
     return parser
 
 

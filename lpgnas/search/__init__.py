@@ -4,15 +4,37 @@
 * :func:`search` -- the round: returns a :class:`SearchResult` (derived architecture + summary);
 * :class:`SearchConfig` -- its settings;
 * :class:`SearchState`, :class:`Schedule`, :func:`make_program` -- the pure weight / logit steps;
-* :class:`RunDir`, :func:`read_log` -- the run directory.
+* :class:`RunDir`, :func:`read_log` -- the run directory of one search;
+* :class:`TrialResult`, :func:`record_trial`, :func:`read_results` -- finished tune trials in a tune run
+  directory (``results.jsonl``, ``trials/<id>/``).
 """
 
 from lpgnas.search._config import SearchConfig
 from lpgnas.search._loop import SearchResult, search
 from lpgnas.search._rundir import RunDir, read_log
+from lpgnas.search._trials import (
+    BASELINES,
+    METRICS,
+    RESULTS,
+    TrialResult,
+    iter_runs,
+    read_results,
+    read_trial_arch,
+    record_trial,
+    trial_arch_path,
+)
 from lpgnas.search._steps import Program, Schedule, SearchState, init_state, make_program, split_supernet
 
 __all__ = [
+    "BASELINES",
+    "METRICS",
+    "RESULTS",
+    "TrialResult",
+    "iter_runs",
+    "read_results",
+    "read_trial_arch",
+    "record_trial",
+    "trial_arch_path",
     "Program",
     "RunDir",
     "Schedule",
