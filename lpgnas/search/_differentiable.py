@@ -1,0 +1,427 @@
+"""The ``differentiable`` tune backend: one LPGNAS search round per trial, then the derived
+architecture retrained from scratch.
+
+A trial samples ``lambda`` (the weight of the cost term), the search ``seed`` and the ``cost``
+target, runs :func:`lpgnas.search.search`, retrains the derived :class:`~lpgnas.arch.Architecture`
+with the trainer (node tasks: the dataset's public split, or a fixed random 60/20/20 split when it
+has none; graph tasks: fold 0 of 10 stratified folds) for ``retrain_seeds`` seeds and reports once:
+the mean validation / test accuracy over those seeds (each run keeps its validation-selected epoch;
+test accuracy is only reported), the exact costs of the architecture
+(:func:`lpgnas.supernet.architecture_cost`) and the architecture itself.
+
+The reference points of a run (:meth:`DifferentiableBackend.baselines`) are the FP32 GCN and GAT
+(graph tasks: GIN) and the fixed-bit W8A8 / W4A8 / W4A4 GCN (GIN), trained with the same seeds and
+the same split.
+
+Nothing here imports JAX or Ray at module level: Ray unpickles the backend in fresh workers, and
+the driver's refusals (bad flags) stay fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import socket
+import time
+from typing import Any, Callable, ClassVar, Mapping, Sequence
+
+from lpgnas.errors import ConfigError
+
+__all__ = ["DifferentiableBackend", "task_baselines", "DEFAULT_LAMBDAS"]
+
+#: The cost weights a tune samples when neither ``lambdas`` nor ``lambda_range`` is given.
+DEFAULT_LAMBDAS = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0)
+
+_COSTS = ("size", "buffer", "bitops")
+_NODE_BASELINES = ("fp32-gcn", "fp32-gat", "w8a8-gcn", "w4a8-gcn", "w4a4-gcn")
+_GRAPH_BASELINES = ("fp32-gin", "w8a8-gin", "w4a8-gin", "w4a4-gin")
+_DEFAULT = "default"  # the task's whole baseline set
+
+
+def task_baselines(task: str) -> tuple[str, ...]:
+    """The reference points of a ``task`` (``node`` | ``graph``), as ``<quant>-<model>`` ids."""
+    return _NODE_BASELINES if task == "node" else _GRAPH_BASELINES
+
+
+def _positive_int(field: str, v: Any) -> None:
+    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+        raise ConfigError(field, f"must be a positive integer, got {v!r}")
+
+
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
+
+
+@dataclasses.dataclass(frozen=True)
+class DifferentiableBackend:
+    """Settings of a differentiable tune (all plain JSON values; see :meth:`describe`).
+
+    space: a shipped space name or a YAML path (made absolute). dataset: a dataset name or
+    ``synthetic:...``. data_root: the data root (made absolute; ``None``: ``$LPGNAS_DATA`` of the
+    worker, else its cache).
+    lambdas: the cost weights sampled uniformly (``tune.choice``; with ``grid`` every one,
+    ``tune.grid_search``; default :data:`DEFAULT_LAMBDAS`). lambda_range: ``(min, max)`` sampled
+    log-uniformly instead (not with ``grid``). seeds: search seeds to draw from (``None``: a random integer per trial; with
+    ``grid``: ``(0,)``). costs: cost targets (``size``, ``buffer``, ``bitops``), sampled like the
+    lambdas when more than one.
+    epochs / finetune / temperature: the search round (:class:`~lpgnas.search.SearchConfig`).
+    retrain_seeds: from-scratch training runs of the derived architecture (seeds ``0..n-1``; the
+    baselines use the same). retrain_epochs: their epochs (``None``: the defaults of the comparable
+    baseline, GCN for node tasks and GIN for graph tasks, from ``lpgnas.cli.TRAIN_DEFAULTS``).
+    baseline_ids: ids of :func:`task_baselines` to train as reference points, ``("default",)`` for
+    all of the task's, ``()`` for none.
+    """
+
+    name: ClassVar[str] = "differentiable"
+    metric: ClassVar[str] = "val_acc"
+    mode: ClassVar[str] = "max"
+
+    space: str = "lpgnas"
+    dataset: str = "cora"
+    data_root: str | None = None
+    lambdas: tuple[float, ...] | None = None
+    lambda_range: tuple[float, float] | None = None
+    grid: bool = False
+    seeds: tuple[int, ...] | None = None
+    costs: tuple[str, ...] = ("size",)
+    epochs: int = 300
+    finetune: int = 50
+    temperature: tuple[float, float] = (1.0, 0.1)
+    retrain_seeds: int = 3
+    retrain_epochs: int | None = None
+    baseline_ids: tuple[str, ...] = (_DEFAULT,)
+
+    def __post_init__(self):
+        def fix(k, v):  # normalising a frozen dataclass
+            object.__setattr__(self, k, v)
+
+        if self.lambdas is None and self.lambda_range is None:
+            fix("lambdas", DEFAULT_LAMBDAS)
+        if self.data_root is not None:
+            fix("data_root", os.path.abspath(os.path.expanduser(str(self.data_root))))
+        if isinstance(self.space, str) and not _is_space_name(self.space):
+            fix("space", os.path.abspath(os.path.expanduser(self.space)))
+        for name in ("lambdas", "lambda_range", "seeds", "temperature"):
+            v = getattr(self, name)
+            if v is not None and not isinstance(v, (str, bytes)):
+                fix(name, tuple(v))
+        for name in ("costs", "baseline_ids"):
+            v = getattr(self, name)
+            fix(name, (v,) if isinstance(v, str) else tuple(v))
+        self.validate()
+
+    # -- settings ------------------------------------------------------------------------------
+
+    def validate(self) -> "DifferentiableBackend":
+        """Check the settings (cheap: no file is read); errors name the field."""
+        if not isinstance(self.space, str) or not self.space:
+            raise ConfigError("space", f"expected a search-space name or path, got {self.space!r}")
+        if not isinstance(self.dataset, str) or not self.dataset.strip():
+            raise ConfigError("dataset", f"expected a dataset name, got {self.dataset!r}")
+        if (self.lambdas is None) == (self.lambda_range is None):
+            raise ConfigError("lambdas", "give either a list of lambdas or a lambda range (not both)")
+        if self.lambdas is not None:
+            if not self.lambdas or not all(_finite(v) and v >= 0 for v in self.lambdas):
+                raise ConfigError("lambdas", f"must be finite numbers >= 0, got {list(self.lambdas)!r}")
+        if self.lambda_range is not None:
+            lo_hi = self.lambda_range
+            if (len(lo_hi) != 2 or not all(_finite(v) for v in lo_hi) or not 0 < lo_hi[0] < lo_hi[1]):
+                raise ConfigError("lambda_range", f"must be MIN < MAX, both > 0 (log-uniform), got {list(lo_hi)!r}")
+            if self.grid:
+                raise ConfigError("grid", "a grid needs a list of lambdas, not a range")
+        if not isinstance(self.grid, bool):
+            raise ConfigError("grid", f"must be true or false, got {self.grid!r}")
+        if self.seeds is not None:
+            if not self.seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
+                                         for s in self.seeds):
+                raise ConfigError("seeds", f"must be non-negative integers, got {list(self.seeds)!r}")
+        if not self.costs or any(c not in _COSTS for c in self.costs):
+            raise ConfigError("costs", f"each must be one of {', '.join(_COSTS)}, got {list(self.costs)!r}")
+        for name in ("epochs", "finetune", "retrain_seeds"):
+            _positive_int(name, getattr(self, name))
+        if self.retrain_epochs is not None:
+            _positive_int("retrain_epochs", self.retrain_epochs)
+        t = self.temperature
+        if len(t) != 2 or not all(_finite(v) and v > 0 for v in t):
+            raise ConfigError("temperature", f"must be START, END > 0, got {list(t)!r}")
+        known = set(_NODE_BASELINES) | set(_GRAPH_BASELINES) | {_DEFAULT}
+        bad = [b for b in self.baseline_ids if b not in known]
+        if bad:
+            raise ConfigError("baseline_ids", f"unknown baseline {bad[0]!r}; known: {', '.join(sorted(known))}")
+        return self
+
+    def describe(self) -> dict[str, Any]:
+        """The settings as JSON values (``from_json`` reads them back)."""
+        out = dataclasses.asdict(self)
+        for k, v in out.items():
+            if isinstance(v, tuple):
+                out[k] = list(v)
+        return out
+
+    @classmethod
+    def from_json(cls, obj: Mapping[str, Any], *, source: object | None = None) -> "DifferentiableBackend":
+        """The backend :meth:`describe` wrote (e.g. from a run's ``tune.json``)."""
+        if not isinstance(obj, Mapping):
+            raise ConfigError("settings", "must be an object", source=source)
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(obj) - fields)
+        if unknown:
+            raise ConfigError(f"settings.{unknown[0]}", "unknown field", source=source)
+        try:
+            return cls(**dict(obj))
+        except ConfigError as e:
+            raise ConfigError(f"settings.{e.field}", e.problem, source=source) from None
+        except (TypeError, ValueError) as e:
+            raise ConfigError("settings", f"bad value ({e})", source=source) from None
+
+    # -- Backend protocol ---------------------------------------------------------------------------
+
+    def prepare(self, out: str) -> None:
+        """Load the space and the dataset once on the driver (errors before any trial starts) and
+        check that they are for the same task."""
+        from lpgnas.search_spaces import load_space
+
+        space = load_space(self.space)
+        task = _task(_load(self.dataset, self.data_root)[0])
+        if space.task != task:
+            raise ConfigError("space", f"search space {space.name!r} is for {space.task}-level tasks but "
+                                       f"{self.dataset} is a {task}-level dataset")
+        self._baseline_ids(task)
+
+    def param_space(self) -> dict[str, Any]:
+        from ray import tune
+
+        def pick(values):
+            values = list(values)
+            if self.grid:
+                return tune.grid_search(values)
+            return values[0] if len(values) == 1 else tune.choice(values)
+
+        if self.lambda_range is not None:
+            lam = tune.loguniform(*self.lambda_range)
+        else:
+            lam = pick(self.lambdas)
+        if self.seeds is not None:
+            seed = pick(self.seeds)
+        elif self.grid:
+            seed = 0
+        else:
+            seed = tune.randint(0, 1_000_000)
+        return {"lambda": lam, "seed": seed, "cost": pick(self.costs)}
+
+    def trainable(self) -> Callable[[dict], None]:
+        return self._trial
+
+    def search_alg(self, num_samples: int, seed: int) -> Any:
+        return None  # random / grid sampling of the parameter space (seeded by the orchestrator)
+
+    def scheduler(self) -> Any:
+        return None
+
+    def baselines(self, out: str) -> list:
+        """Train the reference points that ``out/baselines.jsonl`` does not hold yet."""
+        from lpgnas.search._trials import BASELINES
+        from lpgnas.search._rundir import read_log
+
+        if not self.baseline_ids:
+            return []
+        wanted = self._baseline_ids(_task(_load(self.dataset, self.data_root)[0]))
+        done = {r.get("trial_id") for r in read_log(os.path.join(out, BASELINES)) if isinstance(r, dict)}
+        return [self._baseline(b) for b in wanted if b not in done]
+
+    def _baseline_ids(self, task: str) -> tuple[str, ...]:
+        wanted = task_baselines(task) if _DEFAULT in self.baseline_ids else tuple(self.baseline_ids)
+        bad = [b for b in wanted if b not in task_baselines(task)]
+        if bad:
+            raise ConfigError("baseline_ids", f"{bad[0]!r} is not a {task}-level baseline; allowed: "
+                                              f"{', '.join(task_baselines(task))}")
+        return wanted
+
+    # -- one trial ----------------------------------------------------------------------------------
+
+    def _trial(self, config: dict) -> None:
+        from ray import tune
+
+        tune.report(self.run_trial(config))
+
+    def run_trial(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Run one trial in this process (search, retrain, costs) and return its final report
+        (every :data:`~lpgnas.search.METRICS` key, ``arch_json``, ``node``, ``name``, ``extra``)."""
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # trials may share a GPU
+        from lpgnas.search import SearchConfig, search
+
+        t0 = time.perf_counter()
+        lam, seed, cost = float(config["lambda"]), int(config["seed"]), str(config["cost"])
+        obj, arrays, split = _load(self.dataset, self.data_root)
+        sc = SearchConfig(epochs=self.epochs, finetune=self.finetune, lam=lam, cost=cost, seed=seed,
+                          t_start=float(self.temperature[0]), t_end=float(self.temperature[1]))
+        result = search(self.space, obj, config=sc, dataset=self.dataset, arrays=arrays)
+        runs = self._retrain(result.arch, obj, arrays)
+        vals = [r.val_acc for r in runs]
+        tests = [r.test_acc for r in runs]
+        retrain = {"seeds": len(runs), "epochs": self._train_config(result.arch.task).epochs,
+                   "val_acc": _mean(vals), "test_acc": _mean(tests), "val_acc_std": _std(vals),
+                   "test_acc_std": _std(tests)}
+        arch = dataclasses.replace(result.arch, search={**(result.arch.search or {}), "retrain": retrain})
+        s = result.summary
+        extra = {"search_val_acc": s["val_acc"], "search_test_acc": s["test_acc"],
+                 "supernet_val_acc": s["supernet_val_acc"], "search_seconds": s["search_seconds"],
+                 "compile_seconds": s["compile_seconds"], "val_accs": vals, "test_accs": tests,
+                 "val_acc_std": retrain["val_acc_std"], "test_acc_std": retrain["test_acc_std"],
+                 "split": split, **_node_identity()}
+        return {
+            **self._costs(arch, obj),
+            "val_acc": _mean(vals),
+            "test_acc": _mean(tests),
+            "seconds": time.perf_counter() - t0,
+            "arch_json": json.dumps(arch.to_json()),
+            "node": _node_address(),
+            "name": f"lambda={lam:g} seed={seed} cost={cost}",
+            "extra": json.dumps(extra),
+        }
+
+    # -- pieces ---------------------------------------------------------------------------------------
+
+    def _train_config(self, task: str, model: str | None = None):
+        from lpgnas.cli import TRAIN_DEFAULTS
+        from lpgnas.train import TrainConfig
+
+        model = model or ("gcn" if task == "node" else "gin")
+        kw = dict(TRAIN_DEFAULTS[(model, task)])
+        if self.retrain_epochs is not None:
+            kw["epochs"] = self.retrain_epochs
+        return TrainConfig(**kw)
+
+    def _retrain(self, arch, obj, arrays, model: str | None = None) -> list:
+        from lpgnas import data as D
+        from lpgnas.train import train_graph, train_node
+
+        config = self._train_config(arch.task, model)
+        if arch.quant is not None and arch.quant.dq is not None:
+            config = dataclasses.replace(config, dq=(arch.quant.dq.p_min, arch.quant.dq.p_max))
+        if isinstance(obj, D.GraphDataset):
+            split = D.kfold_splits(obj.labels, k=10, seed=0, folds=obj.folds)[0]
+            return [train_graph(arch, obj, split, seed=s, config=config)[0] for s in range(self.retrain_seeds)]
+        return [train_node(arch, obj, seed=s, config=config, arrays=arrays)[0] for s in range(self.retrain_seeds)]
+
+    @staticmethod
+    def _costs(arch, obj) -> dict[str, float]:
+        import numpy as np
+
+        from lpgnas import data as D
+        from lpgnas.supernet import architecture_cost
+
+        if isinstance(obj, D.GraphDataset):
+            n, e = float(np.mean(obj.n_node)), float(np.mean(obj.n_edge))
+        else:
+            n, e = obj.num_nodes, obj.num_edges
+        r = architecture_cost(arch, obj.num_features, obj.num_classes, n, e)
+        return {"model_size_bits": float(r.model_size_bits), "buffer_bits": float(r.feature_bits),
+                "bitops": float(r.bitops), "fp32_model_size_bits": float(r.fp32_model_size_bits),
+                "fp32_buffer_bits": float(r.fp32_feature_bits), "fp32_bitops": float(r.fp32_bitops)}
+
+    def _baseline(self, bid: str):
+        from lpgnas.arch import baseline
+        from lpgnas.quant import QuantConfig
+        from lpgnas.search._trials import TrialResult
+
+        t0 = time.perf_counter()
+        obj, arrays, split = _load(self.dataset, self.data_root)
+        task = _task(obj)
+        quant, model = bid.split("-", 1)
+        if task == "node":
+            arch = baseline(model, num_classes=obj.num_classes)
+        else:
+            arch = baseline(model, task="graph")
+        if quant != "fp32":
+            arch = dataclasses.replace(arch, quant=QuantConfig.preset(quant))
+        runs = self._retrain(arch, obj, arrays, model=model)
+        vals = [r.val_acc for r in runs]
+        tests = [r.test_acc for r in runs]
+        epochs = self._train_config(task, model).epochs
+        arch = dataclasses.replace(arch, search={"baseline": bid, "dataset": self.dataset, "retrain": {
+            "seeds": len(runs), "epochs": epochs, "val_acc": _mean(vals), "test_acc": _mean(tests),
+            "val_acc_std": _std(vals), "test_acc_std": _std(tests)}})
+        result = TrialResult(
+            trial_id=bid, backend="baseline", dataset=self.dataset, val_acc=_mean(vals), test_acc=_mean(tests),
+            seconds=time.perf_counter() - t0, name=f"{quant} {model}", node=socket.gethostname(),
+            config={"model": model, "quant": quant, "epochs": epochs, "seeds": len(runs)},
+            extra={"val_accs": vals, "test_accs": tests, "val_acc_std": _std(vals), "test_acc_std": _std(tests),
+                   "split": split},
+            **self._costs(arch, obj))
+        return result, arch
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers (module level: cached per process, so that the trials of a reused Ray worker share them)
+
+_DATA: dict = {}
+
+
+def _is_space_name(value: str) -> bool:
+    return os.sep not in value and "/" not in value and not value.endswith((".yaml", ".yml"))
+
+
+def _task(obj) -> str:
+    from lpgnas import data as D
+
+    return "graph" if isinstance(obj, D.GraphDataset) else "node"
+
+
+def _load(dataset: str, root: str | None):
+    """``(data, arrays, split)``: the dataset as the search and the trainer see it (bag-of-words rows
+    normalised, a fixed random split for node sets without one), for node tasks its device arrays,
+    and the name of the split. Cached per process."""
+    key = (dataset, root)
+    if key not in _DATA:
+        import numpy as np
+
+        from lpgnas import data as D
+        from lpgnas.train import node_arrays
+
+        obj = D.load_dataset(dataset, root)
+        arrays, split = None, "fold 0 of 10"
+        if isinstance(obj, D.Graph):
+            split = "public"
+            if np.all(obj.features >= 0):  # bag-of-words features, as `lpgnas train` / `search` do
+                obj = obj.with_features(D.row_normalize(obj.features))
+            if obj.split is None:
+                obj = dataclasses.replace(obj, split=D.random_split(obj.labels, 0))
+                split = "random-0"
+            arrays = node_arrays(obj)
+        _DATA[key] = (obj, arrays, split)
+    return _DATA[key]
+
+
+def _mean(xs: Sequence[float]) -> float:
+    return float(sum(xs) / len(xs))
+
+
+def _std(xs: Sequence[float]) -> float:
+    m = _mean(xs)
+    return float(math.sqrt(sum((x - m) ** 2 for x in xs) / len(xs)))
+
+
+def _node_address() -> str:
+    try:
+        import ray
+
+        if ray.is_initialized():
+            return ray.util.get_node_ip_address()
+    except Exception:  # pragma: no cover - no Ray, or not inside a Ray worker
+        pass
+    return socket.gethostname()
+
+
+def _node_identity() -> dict[str, str]:
+    out = {"hostname": socket.gethostname()}
+    try:
+        import ray
+
+        if ray.is_initialized():
+            out["node_id"] = ray.get_runtime_context().get_node_id()
+    except Exception:  # pragma: no cover
+        pass
+    return out

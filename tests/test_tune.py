@@ -1,0 +1,329 @@
+"""``lpgnas tune`` on Ray Tune: a tiny differentiable tune end to end (one record per trial, each
+architecture reads back and retrains), resuming a finished run re-runs and re-records nothing, a
+trial missing from the log is recorded on resume, and bad input is refused with exit code 2.
+
+One embedded Ray serves the whole module (run_tune uses a Ray that this process initialised)."""
+
+import contextlib
+import io
+import json
+import logging
+import math
+import os
+import shutil
+import warnings
+
+import numpy as np
+import pytest
+
+from lpgnas import cli
+from lpgnas.arch import read_architecture
+from lpgnas.errors import ConfigError, DataError
+from lpgnas.search import METRICS, read_results
+from lpgnas.search._differentiable import DifferentiableBackend
+from lpgnas.search._tune import TUNE_FILE, read_tune, result_from_report
+
+SYNTH = "synthetic:nodes=200,edges=1200,classes=3,features=8,seed=0"
+# 2 trials (the lambda grid), tiny search and retraining, one baseline; one trial at a time (the
+# second reuses the first one's worker and its compiled programs).
+TINY = ["tune", "--space", "tiny", "--dataset", SYNTH, "--grid", "--lambdas", "0.1,3", "--trials", "1",
+        "--epochs", "5", "--finetune", "2", "--retrain-seeds", "1", "--retrain-epochs", "5",
+        "--max-concurrent", "1"]
+
+
+def _main(argv):
+    """``lpgnas`` in this process: ``(exit code, stdout, stderr)``."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = cli.main(argv)
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def ray_session():
+    ray = pytest.importorskip("ray")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level=logging.ERROR,
+                 log_to_driver=False)
+    try:
+        yield ray
+    finally:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def tuned(ray_session, tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("tune") / "run")
+    code, stdout, stderr = _main([*TINY, "--baselines", "fp32-gcn", "--out", out, "--json"])
+    assert code == 0, stderr
+    return out, json.loads(stdout.strip().splitlines()[-1])
+
+
+def test_every_trial_is_recorded_once_with_all_metrics(tuned):
+    out, summary = tuned
+    with open(os.path.join(out, "results.jsonl")) as f:
+        lines = [json.loads(line) for line in f if line.strip()]
+    assert len(lines) == 2 and len({r["trial_id"] for r in lines}) == 2
+    assert summary["trials_recorded"] == 2 and summary["recorded_now"] == 2
+    assert summary["trials_skipped"] == 0 and summary["trials_failed"] == 0
+    assert sorted(r["config"]["lambda"] for r in lines) == [0.1, 3.0]
+    for rec in lines:
+        assert all(isinstance(rec[m], float) and math.isfinite(rec[m]) for m in METRICS)
+        assert 0.0 <= rec["val_acc"] <= 1.0 and 0.0 <= rec["test_acc"] <= 1.0
+        assert 0 < rec["model_size_bits"] <= rec["fp32_model_size_bits"]
+        assert rec["backend"] == "differentiable" and rec["dataset"] == SYNTH and rec["node"]
+        assert rec["name"].startswith(f"lambda={rec['config']['lambda']:g} ")
+        assert rec["extra"]["val_accs"] == [rec["val_acc"]]
+    assert any(r["model_size_bits"] < r["fp32_model_size_bits"] for r in lines)  # the tiny space quantises
+    assert [r.trial_id for r in read_results(out)] == [r["trial_id"] for r in lines]
+    spec = read_tune(out)
+    assert spec["backend"] == "differentiable" and spec["trials"] == 1 and spec["storage"] == "ray"
+    assert os.path.isdir(os.path.join(out, "ray", spec["experiment"]))
+
+
+def test_trial_architectures_read_back_and_retrain(tuned):
+    out, summary = tuned
+    for rec in summary["results"]:
+        path = os.path.join(out, "trials", rec["trial_id"], "arch.json")
+        arch = read_architecture(path)
+        assert arch.search["lambda"] == rec["config"]["lambda"]
+        assert arch.search["retrain"]["val_acc"] == pytest.approx(rec["val_acc"])
+        with open(os.path.join(out, "trials", rec["trial_id"], "metrics.json")) as f:
+            assert json.load(f) == rec
+    code, stdout, stderr = _main(["train", "--arch", path, "--dataset", SYNTH, "--epochs", "2", "--seeds", "1",
+                                  "--json"])
+    assert code == 0, stderr
+    assert json.loads(stdout.strip().splitlines()[-1])["model_size_bits"] == summary["results"][-1]["model_size_bits"]
+
+
+def test_baseline_is_recorded_apart(tuned):
+    out, summary = tuned
+    base = read_results(out, log="baselines.jsonl")
+    assert [b.trial_id for b in base] == ["fp32-gcn"] and base[0].backend == "baseline"
+    assert base[0].model_size_bits == base[0].fp32_model_size_bits  # full precision
+    assert read_architecture(os.path.join(out, "trials", "fp32-gcn", "arch.json")).quant is None
+    assert [b["trial_id"] for b in summary["baselines"]] == ["fp32-gcn"]
+
+
+def test_resume_of_a_finished_run_reruns_nothing(tuned):
+    out, _ = tuned
+    before = open(os.path.join(out, "results.jsonl")).read()
+    base_before = open(os.path.join(out, "baselines.jsonl")).read()
+    code, stdout, stderr = _main(["tune", "--resume", out, "--json"])
+    assert code == 0, stderr
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    assert summary["recorded_now"] == 0 and summary["trials_recorded"] == 2
+    assert open(os.path.join(out, "results.jsonl")).read() == before
+    assert open(os.path.join(out, "baselines.jsonl")).read() == base_before
+    assert len(read_tune(out)["resumed"]) >= 1
+
+
+def test_resume_records_a_finished_trial_the_log_lacks(tuned, tmp_path):
+    # the driver died between a trial's end and its record: a moved copy of the run, last line cut
+    out = str(tmp_path / "copy")
+    shutil.copytree(tuned[0], out)
+    path = os.path.join(out, "results.jsonl")
+    lines = open(path).read().splitlines(keepends=True)
+    with open(path, "w") as f:
+        f.writelines(lines[:-1])
+    shutil.rmtree(os.path.join(out, "trials", json.loads(lines[-1])["trial_id"]))
+    code, stdout, stderr = _main(["tune", "--out", out, "--resume", "--json"])
+    assert code == 0, stderr
+    assert json.loads(stdout.strip().splitlines()[-1])["recorded_now"] == 1
+    again = open(path).read().splitlines()
+    assert [json.loads(x)["trial_id"] for x in again] == [json.loads(x)["trial_id"] for x in lines]
+    assert os.path.isfile(os.path.join(out, "trials", json.loads(lines[-1])["trial_id"], "arch.json"))
+
+
+# -- refusals (no trial runs) -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("extra, flag", [
+    (["--trials", "0"], "--trials"),
+    (["--lambdas", "a,b"], "--lambdas"),
+    (["--lambdas", "0.1,-1"], "--lambdas"),
+    (["--lambda-range", "3:1"], "--lambda-range"),
+    (["--cost", "latency"], "--cost"),
+    (["--epochs", "0"], "--epochs"),
+    (["--baselines", "fp32-gin"], "--baselines"),
+])
+def test_bad_flags_exit_2_naming_the_flag(tmp_path, extra, flag):
+    out = tmp_path / "run"
+    base = [a for a in TINY if a not in ("--grid", "--lambdas", "0.1,3")] if "--lambda-range" in extra else TINY
+    if "--baselines" not in extra:
+        base = [*base, "--no-baselines"]
+    code, _, stderr = _main([*base, "--out", str(out), *extra])
+    assert code == 2 and flag in stderr and "Traceback" not in stderr
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("space, dataset, needle", [
+    ("no-such-space", SYNTH, "no-such-space"),
+    ("tiny", "no-such-dataset", "--dataset"),
+])
+def test_unknown_space_or_dataset_exits_2(tmp_path, space, dataset, needle):
+    out = tmp_path / "run"
+    code, _, stderr = _main(["tune", "--space", space, "--dataset", dataset, "--out", str(out), "--no-baselines"])
+    assert code == 2 and needle in stderr and "Traceback" not in stderr
+    assert not out.exists()
+
+
+def test_out_holding_another_tune_or_files_is_refused(tuned, tmp_path):
+    out, _ = tuned
+    before = sorted(os.listdir(out))
+    code, _, stderr = _main([*TINY, "--baselines", "fp32-gcn", "--out", out])
+    assert code == 2 and "--out" in stderr and "--resume" in stderr  # the same tune: resume it
+    code, _, stderr = _main([*TINY, "--baselines", "fp32-gcn", "--epochs", "7", "--out", out])
+    assert code == 2 and "different tune" in stderr
+    code, _, stderr = _main(["tune", "--resume", out, "--epochs", "7"])
+    assert code == 2 and "epochs" in stderr
+    assert sorted(os.listdir(out)) == before
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    code, _, stderr = _main([*TINY, "--out", str(other)])
+    assert code == 2 and "--out" in stderr and "not empty" in stderr
+
+
+@pytest.mark.parametrize("argv", [["--resume"], ["--resume", "{d}"], ["--out", "{d}", "--resume"]])
+def test_resume_without_a_tune_is_refused(tmp_path, argv):
+    argv = [a.format(d=tmp_path) for a in argv]
+    code, _, stderr = _main(["tune", *argv])
+    assert code == 2 and "--resume" in stderr and "Traceback" not in stderr
+
+
+# -- pieces ---------------------------------------------------------------------------------------------
+
+
+def _report(**over):
+    from lpgnas.arch import baseline
+
+    rep = {m: 1.0 for m in METRICS}
+    rep.update(val_acc=0.5, arch_json=json.dumps(baseline("gcn", num_classes=3).to_json()), node="n1",
+               name="x", extra=json.dumps({"k": 1}))
+    rep.update(over)
+    return {k: v for k, v in rep.items() if v is not None}
+
+
+@pytest.mark.parametrize("drop", ["val_acc", "bitops", "seconds", "arch_json"])
+def test_a_report_without_the_final_keys_is_not_a_record(drop):
+    assert result_from_report("t1", {}, _report(**{drop: None}), backend="b", dataset="d") is None
+
+
+def test_a_final_report_becomes_a_record_with_json_safe_config():
+    config = {"lambda": np.float64(0.3), "seed": np.int64(4), "cost": "size"}
+    result, arch = result_from_report("t1", config, _report(), backend="differentiable", dataset="cora")
+    assert result.trial_id == "t1" and result.val_acc == 0.5 and result.dataset == "cora"
+    assert json.dumps(result.to_json())  # plain JSON
+    assert result.config == {"lambda": 0.3, "seed": 4, "cost": "size"} and type(result.config["seed"]) is int
+    assert result.extra == {"k": 1} and arch.layers[0].op == "gcn"
+    with pytest.raises(DataError, match="t1"):
+        result_from_report("t1", {}, _report(arch_json="{"), backend="b", dataset="d")
+
+
+@pytest.mark.parametrize("kw, field", [
+    (dict(lambdas=()), "lambdas"),
+    (dict(lambdas=(0.1,), lambda_range=(0.1, 1.0)), "lambdas"),
+    (dict(lambdas=None, lambda_range=(0.1, 1.0), grid=True), "grid"),
+    (dict(costs=("size", "energy")), "costs"),
+    (dict(seeds=(-1,)), "seeds"),
+    (dict(retrain_seeds=0), "retrain_seeds"),
+    (dict(temperature=(1.0, 0.0)), "temperature"),
+])
+def test_backend_settings_are_validated(kw, field):
+    with pytest.raises(ConfigError) as e:
+        DifferentiableBackend(dataset=SYNTH, **kw)
+    assert e.value.field == field
+
+
+def test_backend_settings_round_trip_and_param_space():
+    pytest.importorskip("ray")
+    b = DifferentiableBackend(space="tiny", dataset=SYNTH, lambdas=(0.1, 1.0), seeds=(0, 1), costs=("size",),
+                              grid=True, data_root="rel/data")
+    assert os.path.isabs(b.data_root)
+    settings = json.loads(json.dumps(b.describe()))
+    assert DifferentiableBackend.from_json(settings) == b
+    space = b.param_space()
+    assert space["lambda"] == {"grid_search": [0.1, 1.0]} and space["seed"] == {"grid_search": [0, 1]}
+    assert space["cost"] == {"grid_search": ["size"]}
+    ranged = DifferentiableBackend(dataset=SYNTH, lambda_range=(0.01, 1.0)).param_space()
+    assert ranged["cost"] == "size" and 0.01 <= ranged["lambda"].sample() <= 1.0
+
+
+def test_tune_json_must_be_a_tune(tmp_path):
+    with pytest.raises(DataError, match=TUNE_FILE):
+        read_tune(str(tmp_path))
+    (tmp_path / TUNE_FILE).write_text('{"schema": "other"}')
+    with pytest.raises(DataError, match="lpgnas.tune/v1"):
+        read_tune(str(tmp_path))
+
+
+@pytest.mark.parametrize("address", ["127.0.0.1:1", "not-an-address"])
+def test_an_unreachable_address_fails_fast(address):
+    from lpgnas.search._tune import _probe
+
+    with pytest.raises(ConfigError) as e:
+        _probe(address, timeout=2.0)
+    assert e.value.field == "--address"
+
+
+def test_the_recorder_pickles_by_reference():
+    pytest.importorskip("ray")
+    import pickle
+
+    from lpgnas.search import _tune
+
+    rec = _tune._recorder()
+    assert type(pickle.loads(pickle.dumps(rec))) is _tune._Recorder
+
+
+class _FakeBackend:
+    """A backend whose trials fail (``raise``) or end without a final report (``partial``)."""
+
+    name, metric, mode = "fake", "val_acc", "max"
+
+    def __init__(self, kind):
+        self.kind = kind
+
+    def describe(self):
+        return {"dataset": "none", "kind": self.kind}
+
+    def prepare(self, out):
+        pass
+
+    def param_space(self):
+        return {"x": 1}
+
+    def trainable(self):
+        kind = self.kind
+
+        def fake_trial(config):  # a closure: shipped to the worker by value
+            from ray import tune
+
+            if kind == "raise":
+                raise RuntimeError("boom")
+            tune.report({"val_acc": 0.5})
+
+        return fake_trial
+
+    def search_alg(self, num_samples, seed):
+        return None
+
+    def scheduler(self):
+        return None
+
+    def baselines(self, out):
+        return []
+
+
+@pytest.mark.parametrize("kind", ["raise", "partial"])
+def test_failed_and_unfinished_trials_are_counted_not_recorded(ray_session, tmp_path, kind):
+    from lpgnas.search._tune import run_tune
+
+    outcome = run_tune(_FakeBackend(kind), out=str(tmp_path / "run"), trials=1, max_failures=0)
+    assert outcome.results == [] and outcome.recorded == 0
+    assert len(outcome.failed if kind == "raise" else outcome.skipped) == 1
+    assert (outcome.skipped if kind == "raise" else outcome.failed) == []
+    assert not os.path.exists(tmp_path / "run" / "results.jsonl")
