@@ -123,7 +123,7 @@ def load_graph(dataset: str, data_root: str | None = None):
 
 
 def _lpgnas_config(epochs: int):
-    from lpgnas.cli import TRAIN_DEFAULTS
+    from lpgnas.train import TRAIN_DEFAULTS
     from lpgnas.train import TrainConfig
 
     settings = dict(TRAIN_DEFAULTS[("gcn", "node")])

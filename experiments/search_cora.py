@@ -25,7 +25,7 @@ from _runner import machine, write_atomic
 
 from lpgnas import data as D
 from lpgnas.arch import baseline, read_architecture
-from lpgnas.cli import TRAIN_DEFAULTS
+from lpgnas.train import TRAIN_DEFAULTS
 from lpgnas.search import SearchConfig, search
 from lpgnas.supernet import architecture_cost
 from lpgnas.train import TrainConfig, node_arrays, summarize, train_node

@@ -17,18 +17,7 @@ from lpgnas.errors import ConfigError, LpgnasError
 
 __all__ = ["main", "build_parser", "TRAIN_DEFAULTS"]
 
-# Per (model, task) optimisation defaults: the published set-ups, chosen on validation accuracy.
-TRAIN_DEFAULTS = {
-    ("gcn", "node"): dict(epochs=200, lr=0.01, weight_decay=5e-4, weight_decay_scope="first", patience=200),
-    ("gat", "node"): dict(epochs=400, lr=0.005, weight_decay=1e-3, patience=100),
-    ("sage", "node"): dict(epochs=200, lr=0.01, weight_decay=5e-4, patience=100),
-    ("gin", "node"): dict(epochs=200, lr=0.01, weight_decay=5e-4, patience=100),
-    ("gin", "graph"): dict(epochs=150, lr=0.01, weight_decay=0.0, patience=150, lr_step=50, lr_gamma=0.5,
-                           batch_size=32),
-    ("gcn", "graph"): dict(epochs=150, lr=0.01, weight_decay=0.0, patience=150, lr_step=50, lr_gamma=0.5),
-    ("gat", "graph"): dict(epochs=150, lr=0.005, weight_decay=0.0, patience=150, lr_step=50, lr_gamma=0.5),
-    ("sage", "graph"): dict(epochs=150, lr=0.01, weight_decay=0.0, patience=150, lr_step=50, lr_gamma=0.5),
-}
+from lpgnas.train import TRAIN_DEFAULTS  # noqa: E402  (re-exported: the published set-ups)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -140,8 +140,8 @@ def test_size_of_tiny_is_counted_by_hand():
 
 def test_size_of_sgquant_counts_buckets():
     s = load_space("sgquant")
-    # weight: 6 per layer; input and aggregate: 6 per layer and each of the 4 buckets; 2 layers
-    assert math.isclose(s.size(), 2 * (1 + 4 + 4) * math.log10(6))
+    # weight: 6 per layer; input, message and aggregate: 6 per layer and each of the 4 buckets; 2 layers
+    assert math.isclose(s.size(), 2 * (1 + 4 + 4 + 4) * math.log10(6))
 
 
 def test_size_sums_over_depths():

@@ -11,6 +11,7 @@
 """
 
 from lpgnas.search._config import SearchConfig
+from lpgnas.search._abs import AbsBackend
 from lpgnas.search._differentiable import DEFAULT_LAMBDAS, DifferentiableBackend, task_baselines
 from lpgnas.search._loop import SearchResult, search
 from lpgnas.search._rundir import RunDir, read_log
@@ -30,6 +31,7 @@ from lpgnas.search._backend import Backend
 from lpgnas.search._steps import Program, Schedule, SearchState, init_state, make_program, split_supernet
 
 __all__ = [
+    "AbsBackend",
     "Backend",
     "DEFAULT_LAMBDAS",
     "DifferentiableBackend",

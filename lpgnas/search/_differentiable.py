@@ -69,7 +69,7 @@ class DifferentiableBackend:
     epochs / finetune / temperature: the search round (:class:`~lpgnas.search.SearchConfig`).
     retrain_seeds: from-scratch training runs of the derived architecture (seeds ``0..n-1``; the
     baselines use the same). retrain_epochs: their epochs (``None``: the defaults of the comparable
-    baseline, GCN for node tasks and GIN for graph tasks, from ``lpgnas.cli.TRAIN_DEFAULTS``).
+    baseline, GCN for node tasks and GIN for graph tasks, from ``lpgnas.train.TRAIN_DEFAULTS``).
     baseline_ids: ids of :func:`task_baselines` to train as reference points, ``("default",)`` for
     all of the task's, ``()`` for none.
     """
@@ -285,7 +285,7 @@ class DifferentiableBackend:
     # -- pieces ---------------------------------------------------------------------------------------
 
     def _train_config(self, task: str, model: str | None = None):
-        from lpgnas.cli import TRAIN_DEFAULTS
+        from lpgnas.train import TRAIN_DEFAULTS
         from lpgnas.train import TrainConfig
 
         model = model or ("gcn" if task == "node" else "gin")
