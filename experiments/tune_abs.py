@@ -20,6 +20,7 @@ import time
 
 from _runner import machine, write_atomic
 
+from lpgnas.pareto import non_dominated, parse_objectives
 from lpgnas.search import read_results
 from lpgnas.search._abs import AbsBackend, abs_choices, warm_start_points
 from lpgnas.search._tune import TUNE_FILE, run_tune
@@ -40,19 +41,9 @@ def space_with_message(name: str = "sgquant+message") -> SearchSpace:
     return SearchSpace.from_json(obj)
 
 
-def front(results, objectives=(("val_acc", "max"), ("buffer_bits", "min"))):
-    """The non-dominated results (ties: the first one)."""
-    def key(r):
-        return tuple(r.metric(m) if d == "max" else -r.metric(m) for m, d in objectives)
-
-    keys = [key(r) for r in results]
-    out = []
-    for i, r in enumerate(results):
-        dominated = any(all(a >= b for a, b in zip(kj, keys[i])) and kj != keys[i] for kj in keys)
-        duplicate = any(keys[j] == keys[i] for j in range(i))
-        if not dominated and not duplicate:
-            out.append(r)
-    return sorted(out, key=lambda r: r.buffer_bits)
+def front(results):
+    """The non-dominated results on (validation accuracy, feature memory), smallest first."""
+    return sorted(non_dominated(results, parse_objectives("val_acc:max,buffer_bits:min")), key=lambda r: r.buffer_bits)
 
 
 def _bits(r) -> str:
