@@ -22,9 +22,12 @@ setup: $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/lpgnas train --dataset cora --model gcn --seeds 3
-	rm -rf runs/demo-search runs/demo-model
-	$(VENV)/bin/lpgnas search --space tiny --dataset cora --lambda 0.1 --epochs 100 --out runs/demo-search
-	$(VENV)/bin/lpgnas train --arch runs/demo-search/arch.json --dataset cora --seeds 3 --save runs/demo-model
+	rm -rf runs/demo-tune runs/demo-model runs/demo-arch.json
+	$(VENV)/bin/lpgnas tune --backend differentiable --space tiny --dataset cora --trials 4 --epochs 100 \
+		--finetune 20 --retrain-seeds 2 --out runs/demo-tune
+	$(VENV)/bin/lpgnas pareto runs/demo-tune --objectives val_acc:max,model_size_bits:min
+	$(VENV)/bin/lpgnas export runs/demo-tune --pick knee -o runs/demo-arch.json
+	$(VENV)/bin/lpgnas train --arch runs/demo-arch.json --dataset cora --seeds 3 --save runs/demo-model
 	$(VENV)/bin/lpgnas infer --model runs/demo-model --dataset cora
 
 test: $(STAMP)
