@@ -23,7 +23,7 @@ from jax.experimental import sparse as jsparse
 
 from lpgnas.arch import Architecture
 from lpgnas.data import Graph, GraphDataset, Split, iterate_batches, make_buckets
-from lpgnas.nn import GNN, GraphArrays, graph_arrays
+from lpgnas.nn import GNN, GraphArrays, SparseRows, graph_arrays, sparse_rows
 
 __all__ = [
     "TRAIN_DEFAULTS",
@@ -226,12 +226,15 @@ def _dq_mask(key, in_degree, dq):
 # node classification (full batch)
 
 
-def node_arrays(graph: Graph, *, sparse_features: bool | None = None) -> tuple[jax.Array, GraphArrays]:
+def node_arrays(graph: Graph, *, sparse_features: bool | None = None
+                ) -> tuple[jax.Array | SparseRows | jsparse.BCOO, GraphArrays]:
     """Device copies of a node-level graph's features and edge arrays (with self loops inserted).
 
-    Features are stored as a sparse ``BCOO`` matrix when ``sparse_features`` is True, or when it is
-    None and at most 10% of the entries are non-zero (bag-of-words features): the first layer then
-    costs O(nnz) instead of O(N F).
+    Features are stored sparse when ``sparse_features`` is True, or when it is None and at most 10%
+    of the entries are non-zero (bag-of-words features): as row-compact :class:`~lpgnas.nn.SparseRows`
+    (non-zeros of each row padded to the widest row; quantised input layers quantise the compact rows
+    exactly, see :func:`lpgnas.quant.row_compact_exact`), else as a ``BCOO`` matrix. The first layer
+    then costs O(nnz) instead of O(N F).
     """
     g = graph.graph
     ga = graph_arrays(g.senders, g.receivers, graph.num_nodes, edge_weight=g.edges)
@@ -239,6 +242,9 @@ def node_arrays(graph: Graph, *, sparse_features: bool | None = None) -> tuple[j
     if sparse_features is None:
         sparse_features = x.size > 0 and np.count_nonzero(x) <= 0.1 * x.size
     if sparse_features:
+        compact = sparse_rows(x)  # row-compact: quantised input layers stay O(N K D); None -> BCOO
+        if compact is not None:
+            return compact, ga
         rows, cols = np.nonzero(x)
         indices = jnp.asarray(np.stack([rows, cols], axis=1).astype(np.int32))
         return jsparse.BCOO((jnp.asarray(x[rows, cols]), indices), shape=x.shape, indices_sorted=True,

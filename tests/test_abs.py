@@ -69,10 +69,11 @@ def _all(space, bits, **over):
 
 
 @pytest.mark.parametrize("space, keys", [
-    (load_space("sgquant"), ["l0.weight", "l0.input", "l0.aggregate", "l1.weight", "l1.input", "l1.aggregate",
+    (load_space("sgquant"), ["l0.weight", "l0.input", "l0.message", "l0.aggregate", "l1.weight", "l1.input",
+                             "l1.message", "l1.aggregate",
                              "deg.b0", "deg.b1", "deg.b2", "deg.b3"]),
-    (_space(degree_buckets=None), ["l0.weight", "l0.input", "l0.aggregate", "l1.weight", "l1.input",
-                                   "l1.aggregate"]),
+    (_space(degree_buckets=None), ["l0.weight", "l0.input", "l0.message", "l0.aggregate", "l1.weight",
+                                   "l1.input", "l1.message", "l1.aggregate"]),
     (_space(quant={"weight": {"bits": [4, 8], "formats": ["affine", "lsq"]},
                    "output": {"bits": [8], "formats": ["affine"]}}, degree_buckets=None),
      ["l0.weight", "l0.weight.format", "l0.output", "l1.weight", "l1.weight.format"]),  # no l1.output: logits
@@ -128,8 +129,8 @@ def test_without_degree_buckets_every_row_has_the_component_bits():
     params = _all(space, 32, l0_input=1, l1_aggregate=4, l1_weight=8)
     cfg = abs_quant_config(space, params)
     assert cfg.degree_bits is None and cfg.spec(1, "aggregate").bits == 4
-    assert bit_summary(space, params) == {"l0.weight": 32, "l0.input": 1, "l0.aggregate": 32, "l1.weight": 8,
-                                          "l1.input": 32, "l1.aggregate": 4}
+    assert bit_summary(space, params) == {"l0.weight": 32, "l0.input": 1, "l0.message": 32, "l0.aggregate": 32,
+                                          "l1.weight": 8, "l1.input": 32, "l1.message": 32, "l1.aggregate": 4}
 
 
 def test_all_32_bits_is_the_fp32_model(graph, fp32):

@@ -4,6 +4,7 @@ from lpgnas.nn._layers import COMPONENTS, GNNLayer, activation, dropout
 from lpgnas.nn._message import GraphArrays, aggregate, attention_logits, gcn_norm, graph_arrays, insert_self_loops, segment_softmax
 from lpgnas.nn._io import MODEL_FILES, load_model, save_model
 from lpgnas.nn._model import GNN
+from lpgnas.nn._sparse import SparseRows, rows_matmul, sparse_rows
 
 __all__ = [
     "COMPONENTS",
@@ -11,6 +12,7 @@ __all__ = [
     "GNNLayer",
     "GraphArrays",
     "MODEL_FILES",
+    "SparseRows",
     "activation",
     "aggregate",
     "attention_logits",
@@ -19,6 +21,8 @@ __all__ = [
     "graph_arrays",
     "insert_self_loops",
     "load_model",
+    "rows_matmul",
     "save_model",
     "segment_softmax",
+    "sparse_rows",
 ]

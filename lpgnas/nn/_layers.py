@@ -31,6 +31,7 @@ from jax.experimental import sparse as jsparse
 from lpgnas import quant as _quant
 from lpgnas.arch import LayerSpec
 from lpgnas.nn._message import GraphArrays, aggregate, attention_logits, gcn_norm, segment_softmax
+from lpgnas.nn._sparse import SparseRows, rows_matmul
 
 __all__ = ["COMPONENTS", "GNNLayer", "activation", "dropout"]
 
@@ -65,10 +66,13 @@ def dropout(x, rate: float, key: jax.Array | None, training: bool):
     """Inverted dropout; identity in evaluation or when ``rate == 0``.
 
     A sparse ``BCOO`` input drops its stored values only (a zero stays zero under dropout), which
-    makes input dropout on bag-of-words features cost ``nnz`` random draws instead of ``N * F``.
+    makes input dropout on bag-of-words features cost ``nnz`` random draws instead of ``N * F``; a
+    :class:`~lpgnas.nn.SparseRows` input drops its ``[N, K]`` values (padding zeros stay zero).
     """
     if not training or rate <= 0.0 or key is None:
         return x
+    if isinstance(x, SparseRows):
+        return x.with_values(dropout(x.values, rate, key, training))
     if isinstance(x, jsparse.BCOO):
         return jsparse.BCOO((dropout(x.data, rate, key, training), x.indices), shape=x.shape,
                             indices_sorted=x.indices_sorted, unique_indices=x.unique_indices)
@@ -141,7 +145,7 @@ class GNNLayer(nnx.Module):
         if op == "gin":
             self.q_weight2 = q("weight", "weight", (width, width))
 
-    def __call__(self, x: jax.Array | jsparse.BCOO, ga: GraphArrays, *, training: bool = False, key: jax.Array | None = None,
+    def __call__(self, x: jax.Array | jsparse.BCOO | SparseRows, ga: GraphArrays, *, training: bool = False, key: jax.Array | None = None,
                  protect: jax.Array | None = None, attn_dropout: float = 0.0) -> jax.Array:
         spec = self.spec
         n = x.shape[0]
@@ -157,11 +161,9 @@ class GNNLayer(nnx.Module):
             degree=ga.in_degree[receivers],
         )
 
-        if isinstance(x, jsparse.BCOO) and (self.q_input is not _quant.identity or spec.skip):
-            x = x.todense()  # quantisers and identity skips act on dense features
-        xq = x if isinstance(x, jsparse.BCOO) else self.q_input(x, node_ctx)
+        xq = self._quantize_input(x, node_ctx)
         w = self.q_weight(self.kernel[...], w_ctx)
-        hx = self.q_linear(xq @ w, node_ctx)
+        hx = self.q_linear(_matmul(xq, w), node_ctx)
 
         if spec.op == "gcn":
             norm = self.q_edge_weight(gcn_norm(ga), edge_ctx)
@@ -171,7 +173,7 @@ class GNNLayer(nnx.Module):
             msg = self.q_message(hx[senders], edge_ctx)
             agg = self.q_aggregate(aggregate(msg, receivers, n, spec.aggregator), node_ctx)
             root = self.q_weight(self.root[...], w_ctx)
-            out = agg + xq @ root
+            out = agg + _matmul(xq, root)
         elif spec.op == "gin":
             msg = self.q_message(hx[senders], edge_ctx)
             agg = self.q_aggregate(aggregate(msg, receivers, n, "add"), node_ctx)
@@ -184,8 +186,25 @@ class GNNLayer(nnx.Module):
 
         out = out + self.bias[...][None, :]
         if spec.skip:
-            out = out + (xq if self.skip_kernel is None else xq @ self.q_weight(self.skip_kernel[...], w_ctx))
+            if self.skip_kernel is None:
+                out = out + (xq.todense() if isinstance(xq, SparseRows) else xq)
+            else:
+                out = out + _matmul(xq, self.q_weight(self.skip_kernel[...], w_ctx))
         return self.q_output(out, node_ctx)
+
+    def _quantize_input(self, x, node_ctx):
+        """The quantised input: dense, an unquantised ``BCOO``, or a :class:`SparseRows` whose values
+        went through ``q_input`` when that is exact (:func:`lpgnas.quant.row_compact_exact`; else
+        the rows are densified first)."""
+        if isinstance(x, SparseRows):
+            if _quant.row_compact_exact(self.q_input):
+                return x.with_values(self.q_input(x.values, node_ctx))
+            x = x.todense()
+        elif isinstance(x, jsparse.BCOO):
+            if self.q_input is _quant.identity and not self.spec.skip:
+                return x
+            x = x.todense()  # quantisers and identity skips act on dense features
+        return self.q_input(x, node_ctx)
 
     def _attend(self, hx, ga, senders, receivers, edge_ctx, node_ctx, training, key, attn_dropout):
         spec = self.spec
@@ -211,6 +230,13 @@ class GNNLayer(nnx.Module):
         if spec.concat:
             return agg
         return agg.reshape(n, h, f).mean(axis=1)
+
+
+def _matmul(x, w: jax.Array) -> jax.Array:
+    """``x @ w`` for dense, ``BCOO`` or :class:`SparseRows` ``x``."""
+    if isinstance(x, SparseRows):
+        return rows_matmul(x, w)
+    return x @ w
 
 
 def _make_quantizer(quant, layer, component, *, kind, shape, rngs):

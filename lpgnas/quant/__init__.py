@@ -29,6 +29,7 @@ from lpgnas.quant._methods import (
     quant_init,
     quant_params,
     quant_to_integer,
+    row_compact_exact,
 )
 from lpgnas.quant._observers import OBSERVERS
 from lpgnas.quant._quantizers import (
@@ -106,6 +107,7 @@ __all__ = [
     "scale_grad",
     "qrange",
     "affine_qparams",
+    "row_compact_exact",
     # graph-aware methods
     "in_degree",
     "dq_protect_mask",

@@ -39,7 +39,7 @@ import numpy as np
 
 from lpgnas.errors import ConfigError
 from lpgnas.quant._a2q import a2q_init, a2q_local_fake_quant, a2q_params
-from lpgnas.quant._context import QuantContext
+from lpgnas.quant._context import Identity, QuantContext
 from lpgnas.quant._core import (
     cond,
     TINY,
@@ -79,6 +79,7 @@ __all__ = [
     "quant_apply",
     "quant_to_integer",
     "affine_qparams",
+    "row_compact_exact",
     "ALPHA_GRID",
 ]
 
@@ -431,3 +432,46 @@ def quant_to_integer(
         codes = uniform_codes(x, jnp.asarray(qp.scale, x.dtype), zp, qp.qmin, qp.qmax)
     scale = jnp.asarray(qp.scale, jnp.float32)
     return IntegerTensor(codes.astype(jnp.int32), scale, jnp.asarray(qp.zero_point).astype(jnp.int32))
+
+
+# ---------------------------------------------------------------------------------------------
+# row-compact sparse inputs
+
+_EXTREMA_OBSERVERS = ("current", "minmax", "ema", "rowavg")
+
+
+def row_compact_exact(q, kind: str = "node") -> bool:
+    """True when quantising a row-compact sparse matrix is exact for ``q`` (a :class:`QuantPlan`,
+    a :class:`QuantSpec` for a tensor of ``kind``, a quantiser module with a ``plan``, or the
+    identity / ``None``).
+
+    Row-compact form (``lpgnas.nn.SparseRows``): each row's non-zeros, then padding zeros, ``[N, K]``
+    instead of ``[N, F]``, with at least one padding zero per row. The argument: every dense row
+    then also holds a zero, so a statistic that is a minimum or maximum per row or over the tensor
+    sees the same set of values in both forms (``{non-zeros} + {0}``), and so do the means over rows
+    of per-row extrema (SGQuant ``rowavg``) and every running statistic built from them (``minmax``,
+    ``ema``). The affine ranges are widened to contain 0, so 0 is a code (``zero_point``) and maps
+    back to exactly 0 with zero gradient to ``scale`` and ``zero_point``; fixed point has zero point 0
+    and no statistic; per-row Degree-Quant protection and topology-aware (per-row) bits act row by row.
+    Hence the values at the non-zeros, the padding (exact zeros), the observer state and the
+    gradients are those of the dense quantiser.
+
+    Not exact (False): statistics over all elements that are not extrema -- ``percentile`` (samples
+    elements), ``lsq`` (step initialised from ``mean|x|``), ``binary``/``ternary`` (``mean|x|``;
+    binary maps 0 to ``+scale``), ``alpha`` (grid search on summed or sampled errors), ``a2q``
+    (per-row mean error) -- and ``column`` granularity (compact columns are not feature columns).
+    """
+    if q is None or isinstance(q, Identity):
+        return True
+    plan = getattr(q, "plan", q)
+    if isinstance(plan, QuantSpec):
+        if plan.is_fp32:
+            return True
+        plan = make_plan(plan, kind, (1, 1))
+    if not isinstance(plan, QuantPlan):
+        return False  # an unknown quantiser: no claim
+    if plan.method == "fixed":
+        return True
+    if plan.method in ("affine", "dq", "sgquant"):
+        return plan.granularity in ("tensor", "row") and plan.observer in _EXTREMA_OBSERVERS
+    return False

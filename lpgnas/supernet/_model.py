@@ -11,7 +11,7 @@ from flax import nnx
 from jax.experimental import sparse as jsparse
 
 from lpgnas.errors import ConfigError
-from lpgnas.nn import GraphArrays
+from lpgnas.nn import GraphArrays, SparseRows
 from lpgnas.search_spaces import SearchSpace, load_space
 from lpgnas.supernet._layer import SuperLayer
 from lpgnas.supernet._relax import ArchLogit, Relax, choice_probs
@@ -107,6 +107,8 @@ class Supernet(nnx.Module):
     # -- forward -------------------------------------------------------------------------------
     def __call__(self, x, ga: GraphArrays, relax: Relax = Relax(), *, training: bool = False,
                  key: jax.Array | None = None) -> jax.Array:
+        if isinstance(x, SparseRows):
+            x = x.to_bcoo()  # the supernet quantises a BCOO's stored values; same matrix, same draws
         cfg = self.config
         n_layers = len(self.layers)
         keys = list(jax.random.split(key, 2 * n_layers + 1)) if key is not None else [None] * (2 * n_layers + 1)
