@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import tempfile
 from typing import Any, Mapping
 
 from lpgnas.errors import ConfigError
@@ -205,19 +204,9 @@ def _positive_int(field: str, value: Any) -> None:
 
 def write_architecture(arch: Architecture, path: str | os.PathLike) -> None:
     """Write ``arch`` as JSON atomically (temp file in the same folder, then rename)."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".arch-", suffix=".json.tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(arch.to_json(), f, indent=2, sort_keys=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    from lpgnas._atomic import atomic_write_json
+
+    atomic_write_json(path, arch.to_json())
 
 
 def read_architecture(path: str | os.PathLike) -> Architecture:

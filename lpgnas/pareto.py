@@ -33,11 +33,11 @@ import json
 import math
 import os
 import re
-import tempfile
 from typing import Any, Iterable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
+from lpgnas._atomic import atomic_write_bytes
 from lpgnas.errors import ConfigError
 from lpgnas.search import METRICS, TrialResult
 
@@ -469,22 +469,6 @@ def format_table(rows: Sequence[TrialResult]) -> str:
     return "\n".join(lines)
 
 
-def _atomic_write(path: str, data: bytes) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _cell(v: Any) -> Any:
     if v is None:
         return ""
@@ -506,7 +490,7 @@ def write_csv(path: str | os.PathLike, rows: Sequence[Mapping[str, Any]]) -> Non
     writer.writerow(columns)
     for row in rows:
         writer.writerow([_cell(row.get(c)) for c in columns])
-    _atomic_write(os.fspath(path), buf.getvalue().encode())
+    atomic_write_bytes(os.fspath(path), buf.getvalue().encode())
 
 
 # -- plot ---------------------------------------------------------------------------------------------
@@ -587,4 +571,4 @@ def plot(path: str | os.PathLike, trials: Sequence[TrialResult], front: Sequence
         ax.legend(fontsize=8, loc="lower right")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", bbox_inches="tight")
-    _atomic_write(os.fspath(path), buf.getvalue())
+    atomic_write_bytes(os.fspath(path), buf.getvalue())

@@ -9,12 +9,12 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 from typing import Any, Iterable
 
 import jax
 import numpy as np
 
+from lpgnas._atomic import atomic_write_bytes, atomic_write_json
 from lpgnas.errors import ConfigError, DataError
 
 __all__ = ["RunDir", "read_log", "atomic_write_bytes", "atomic_write_json"]
@@ -22,27 +22,6 @@ __all__ = ["RunDir", "read_log", "atomic_write_bytes", "atomic_write_json"]
 _SEARCH = "search.json"
 _LOG = "log.jsonl"
 _CKPT = "checkpoint.npz"
-
-
-def atomic_write_bytes(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder and ``os.replace``."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_json(path: str, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False) + "\n").encode())
 
 
 def read_log(path: str) -> list[dict]:
