@@ -71,7 +71,11 @@ def report(runs, args) -> str:
         s = run["summary"]
         dom = s["baselines_dominated"]
         lines += [f"## {run['ds']}", "",
-                  f"{len(run['results'])} trials, wall {run['wall']:.0f} s, run directory `{run['out']}`; "
+                  f"{len(run['results'])} of {args.trials} trials"
+                  + (" (interrupted: resume with the same command)" if len(run["results"]) < args.trials else "")
+                  + (f", wall {run['wall']:.0f} s" if run["wall"] == run["wall"] else ", wall not measured (report "
+                     "regenerated with --report-only)")
+                  + f", sum of trial times {sum(r.seconds for r in run['results']):.0f} s, run directory `{run['out']}`; "
                   f"hypervolume {s['hypervolume']:.4g} (reference {s['reference']}).", "",
                   "Baselines dominated by the front: " + ", ".join(
                       f"{k} {'yes' if v else 'NO'}" for k, v in dom.items())
