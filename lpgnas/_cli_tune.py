@@ -88,6 +88,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     a = t.add_argument_group("abs backend")
     a.add_argument("--sampler", choices=("tpe", "nsga2"), default=None, help="Optuna sampler (abs backend)")
     a.add_argument("--finetune-epochs", type=int, default=None, help="fine-tune epochs per trial (abs backend)")
+    a.add_argument("--bucket-bits", choices=("shared", "component"), default=None,
+                   help="in-degree bucket bits: one table shared by every component (default) or a table per "
+                        "layer and component (SGQuant's full granularity; many more dimensions)")
     t.add_argument("-v", "--verbose", action="count", default=0, help="Ray warnings and worker output (-vv: Tune's "
                                                                        "progress table)")
     t.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")

@@ -229,16 +229,15 @@ def layer_cost_from_config(
             bits[field] = 32.0
             continue
         spec = config.spec(layer, component)
+        table = config.degree_table(layer, component) if component != "weight" else None
         if (
             degree is not None
-            and config.degree_bits is not None
-            and component != "weight"
+            and table is not None
             and spec.method in ("affine", "dq", "sgquant")
-            and not spec.is_fp32
-        ):
+        ):  # a 32-bit spec with a lower-bit table quantises the rows the table says (as make_quantizer does)
             import jax.numpy as jnp
 
-            b = jnp.minimum(config.degree_bits.lookup(degree), spec.bits).astype(jnp.float32)
+            b = jnp.minimum(table.lookup(degree), spec.bits).astype(jnp.float32)
             bits[field] = jnp.mean(b)
         else:
             bits[field] = avg_bits(spec)

@@ -328,3 +328,63 @@ def test_a_small_ray_tune_run_records_every_trial_and_the_baselines(prepared, tm
     assert base["fp32-gcn"].buffer_bits == base["fp32-gcn"].fp32_buffer_bits
     assert base["w4a4-gcn"].buffer_bits < base["w8a8-gcn"].buffer_bits < base["fp32-gcn"].buffer_bits
     assert base["w4a8-gcn"].model_size_bits < base["w8a8-gcn"].model_size_bits
+
+
+# --------------------------------------------------------------------------------------------------
+# bucket_bits="component": a bit table per layer x component (SGQuant's full granularity)
+
+
+def _component_params(space, bits, **over):
+    params = {k: bits for k in abs_choices(space, "component")}
+    params.update({k.replace("_", "."): v for k, v in over.items()})
+    return params
+
+
+def test_component_bucket_keys_replace_the_shared_table():
+    space = load_space("sgquant")
+    keys = set(abs_choices(space, "component"))
+    assert {"l0.weight", "l1.weight"} <= keys and not any(k.startswith("deg.") for k in keys)
+    for i in (0, 1):
+        for c in ("input", "message", "aggregate"):
+            assert f"l{i}.{c}" not in keys
+            assert {f"l{i}.{c}.b{k}" for k in range(4)} <= keys
+    assert len(keys) == 2 + 2 * 3 * 4
+
+
+@pytest.mark.parametrize("per_bucket, spec_bits, table", [
+    ((8, 8, 4, 2), 8, (8, 8, 4, 2)),
+    ((4, 4, 4, 4), 4, None),            # uniform: no table needed
+    ((32, 8, 8, 2), 32, (32, 8, 8, 2)),  # widest bucket in full precision, the others narrowed
+])
+def test_component_bucket_bits_become_per_override_tables(per_bucket, spec_bits, table):
+    space = load_space("sgquant")
+    over = {f"l1_message_b{k}": b for k, b in enumerate(per_bucket)}
+    params = _component_params(space, 32, l0_input_b0=1, l0_input_b1=1, l0_input_b2=1, l0_input_b3=1, **over)
+    cfg = abs_quant_config(space, params, "component")
+    assert cfg.degree_bits is None
+    assert cfg.spec(1, "message").bits == spec_bits and cfg.spec(1, "message").method == "affine"
+    got = cfg.degree_table(1, "message")
+    assert (got.bits if got is not None else None) == table
+    assert cfg.degree_table(0, "input") is None and cfg.spec(0, "input").bits == 1
+    assert cfg.spec(0, "aggregate").is_fp32
+    assert bit_summary(space, params, "component")["l1.message"] == list(per_bucket)
+
+
+def test_component_bucket_bits_reach_the_built_quantisers():
+    space = load_space("sgquant")
+    params = _component_params(space, 32, l0_aggregate_b0=8, l0_aggregate_b1=8, l0_aggregate_b2=4,
+                               l0_aggregate_b3=2)
+    arch = abs_architecture(space, params, 7, "component")
+    model = GNN(arch, 5, 7, num_nodes=6, rngs=nnx.Rngs(0))
+    deg = jnp.asarray([0, 1, 2, 3, 7, 8], jnp.int32)  # buckets 0 0 1 1 2 3
+    q = model.layers[0].q_aggregate
+    assert float(Q.avg_bits(q, deg)) == pytest.approx((8 + 8 + 8 + 8 + 4 + 2) / 6)
+    assert model.layers[1].q_aggregate is Q.identity
+
+
+def test_bad_bucket_bits_is_refused():
+    with pytest.raises(ConfigError) as e:
+        AbsBackend(space="sgquant", dataset="cora", bucket_bits="layer")
+    assert e.value.field == "--bucket-bits"
+    b = AbsBackend(space="sgquant", dataset="cora", bucket_bits="component", with_baselines=False)
+    assert AbsBackend.from_json(json.loads(json.dumps(b.describe()))).bucket_bits == "component"

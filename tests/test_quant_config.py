@@ -20,6 +20,7 @@ from lpgnas.quant import (
     QuantSpec,
     UniformQuantizer,
     identity,
+    avg_bits,
     make_quantizer,
 )
 
@@ -187,3 +188,53 @@ def test_make_quantizer_classes_and_shapes(name, component, kind, shape, cls):
     x = jnp.linspace(-1.0, 1.0, int(jnp.prod(jnp.asarray(shape)))).reshape(shape)
     y = q(x, QuantContext(training=True))
     assert y.shape == x.shape and y.dtype == x.dtype
+
+
+# -- per-override degree tables (component x layer x in-degree bucket) ------------------------------
+
+_TABLE_A = DegreeBits((1, 3), (8, 4, 2))
+_TABLE_B = DegreeBits((2,), (16, 1))
+
+
+@pytest.mark.parametrize("layer, component, want", [
+    (0, "input", _TABLE_A),        # its own override's table
+    (1, "input", _TABLE_B),        # the global table: the winning override has none
+    (0, "aggregate", _TABLE_B),    # no override: the global table
+    (1, "message", _TABLE_B),
+])
+def test_degree_table_of_the_winning_override_else_the_global_one(layer, component, want):
+    cfg = QuantConfig(
+        default=QuantSpec("affine", 8),
+        overrides=(Override(QuantSpec("affine", 8), layer=0, component="input", degree_bits=_TABLE_A),
+                   Override(QuantSpec("affine", 4), layer=1, component="input")),
+        degree_bits=_TABLE_B,
+    )
+    assert cfg.degree_table(layer, component) == want
+
+
+def test_override_degree_bits_round_trip_and_field_errors():
+    cfg = QuantConfig(default=QuantSpec("fp32", 32),
+                      overrides=(Override(QuantSpec("affine", 8), layer=0, component="message",
+                                          degree_bits=_TABLE_A),))
+    obj = json.loads(json.dumps(cfg.to_json()))
+    assert obj["overrides"][0]["degree_bits"] == {"thresholds": [1, 3], "bits": [8, 4, 2]}
+    assert QuantConfig.from_json(obj) == cfg
+    obj["overrides"][0]["degree_bits"] = {"thresholds": [1, 3], "bits": [8, 4]}
+    with pytest.raises(ConfigError) as e:
+        QuantConfig.from_json(obj)
+    assert e.value.field == "overrides[0].degree_bits.bits"
+
+
+def test_make_quantizer_and_cost_use_the_override_table():
+    from lpgnas.cost import layer_cost_from_config
+
+    cfg = QuantConfig(default=QuantSpec("fp32", 32),
+                      overrides=(Override(QuantSpec("affine", 8), layer=0, component="input", degree_bits=_TABLE_A),
+                                 Override(QuantSpec("affine", 8), layer=1, component="input")))
+    degree = jnp.asarray([0, 1, 2, 3, 5, 9], jnp.int32)  # buckets 0, 0, 1, 1, 2, 2 -> 8, 8, 4, 4, 2, 2 bits
+    q0 = make_quantizer(cfg, 0, "input", kind="node", shape=(6, 4), rngs=nnx.Rngs(0))
+    q1 = make_quantizer(cfg, 1, "input", kind="node", shape=(6, 4), rngs=nnx.Rngs(0))
+    assert float(avg_bits(q0, degree)) == pytest.approx((8 + 8 + 4 + 4 + 2 + 2) / 6)
+    assert float(avg_bits(q1, degree)) == pytest.approx(8.0)
+    c0 = layer_cost_from_config(cfg, 0, "gcn", 4, 4, 1, degree=degree)
+    assert float(c0.input_bits) == pytest.approx((8 + 8 + 4 + 4 + 2 + 2) / 6)

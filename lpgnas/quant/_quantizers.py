@@ -184,7 +184,8 @@ def make_quantizer(
     if kind not in KINDS:
         raise ConfigError("kind", f"{kind!r} is not one of {', '.join(KINDS)}")
     spec = config.spec(layer, component)
-    db = config.degree_bits if (kind != "weight" and spec.method in UniformQuantizer.methods) else None
+    db = config.degree_table(layer, component) if (kind != "weight" and spec.method in UniformQuantizer.methods) \
+        else None
     if spec.method == "fp32" or (spec.bits >= 32 and spec.method != "a2q" and db is None):
         return identity
     return _CLASSES[spec.method](spec, kind=kind, shape=tuple(shape), rngs=rngs, degree_bits=db)

@@ -216,11 +216,16 @@ class QuantSpec:
 @dataclasses.dataclass(frozen=True)
 class Override:
     """Use ``spec`` for ``component`` of ``layer`` (``None`` = every layer / every component).
-    The most specific matching override wins; among equally specific ones, the later one."""
+    The most specific matching override wins; among equally specific ones, the later one.
+
+    ``degree_bits``: topology-aware bits of this override's rows (SGQuant's component x layer x
+    in-degree granularity); ``None`` falls back to the config's :attr:`QuantConfig.degree_bits`.
+    """
 
     spec: QuantSpec
     layer: int | None = None
     component: str | None = None
+    degree_bits: "DegreeBits | None" = None
 
     def __post_init__(self):
         if not isinstance(self.spec, QuantSpec):
@@ -229,6 +234,8 @@ class Override:
             raise ConfigError("layer", f"must be a non-negative integer or null, got {self.layer!r}")
         if self.component is not None:
             _check_choice("component", self.component, COMPONENTS)
+        if self.degree_bits is not None and not isinstance(self.degree_bits, DegreeBits):
+            raise ConfigError("degree_bits", f"must be a DegreeBits, got {type(self.degree_bits).__name__}")
 
     def matches(self, layer: int, component: str) -> bool:
         return (self.layer is None or self.layer == layer) and (
@@ -240,7 +247,10 @@ class Override:
         return (self.layer is not None) + (self.component is not None)
 
     def to_json(self) -> dict:
-        return {"layer": self.layer, "component": self.component, "spec": self.spec.to_json()}
+        out = {"layer": self.layer, "component": self.component, "spec": self.spec.to_json()}
+        if self.degree_bits is not None:
+            out["degree_bits"] = self.degree_bits.to_json()
+        return out
 
 
 def sgquant_bits_for_degree(degree, allowed=SGQUANT_ALLOWED_BITS) -> np.ndarray:
@@ -318,6 +328,21 @@ def _check_component(component: str) -> None:
     _check_choice("component", component, COMPONENTS)
 
 
+def _degree_bits_from_json(db: Any, field: str, source: str | None) -> DegreeBits | None:
+    """A ``{"thresholds": [...], "bits": [...]}`` object (or null), errors naming ``field``."""
+    if db is None:
+        return None
+    if not isinstance(db, dict) or set(db) != {"thresholds", "bits"}:
+        raise ConfigError(field, "must be {'thresholds': [...], 'bits': [...]}", source=source)
+    for key in ("thresholds", "bits"):
+        if not isinstance(db[key], list):
+            raise ConfigError(f"{field}.{key}", f"must be a list, got {db[key]!r}", source=source)
+    try:
+        return DegreeBits(tuple(db["thresholds"]), tuple(db["bits"]))
+    except ConfigError as e:
+        raise ConfigError(f"{field}.{e.field.split('.', 1)[-1]}", e.problem, source=source) from None
+
+
 @dataclasses.dataclass(frozen=True)
 class QuantConfig:
     """The quantisation of a whole model.
@@ -358,6 +383,19 @@ class QuantConfig:
         if not matching:
             return base
         return max(matching, key=lambda t: (t[0], t[1]))[2].spec
+
+    def degree_table(self, layer: int, component: str) -> DegreeBits | None:
+        """The in-degree bit table of ``component`` in ``layer``: the winning override's own table,
+        else :attr:`degree_bits` (``None``: no topology-aware bits)."""
+        _check_component(component)
+        matching = [
+            (o.specificity, i, o) for i, o in enumerate(self.overrides) if o.matches(layer, component)
+        ]
+        if matching:
+            winner = max(matching, key=lambda t: (t[0], t[1]))[2]
+            if winner.degree_bits is not None:
+                return winner.degree_bits
+        return self.degree_bits
 
     @property
     def is_fp32(self) -> bool:
@@ -416,26 +454,15 @@ class QuantConfig:
             if not isinstance(o, dict):
                 raise ConfigError(f, "must be an object", source=source)
             for k in o:
-                if k not in ("layer", "component", "spec"):
+                if k not in ("layer", "component", "spec", "degree_bits"):
                     raise ConfigError(f"{f}.{k}", "unknown field", source=source)
             spec = QuantSpec.from_json(o.get("spec", {}), field=f"{f}.spec", source=source)
+            odb = _degree_bits_from_json(o.get("degree_bits"), f"{f}.degree_bits", source)
             try:
-                overrides.append(Override(spec, o.get("layer"), o.get("component")))
+                overrides.append(Override(spec, o.get("layer"), o.get("component"), odb))
             except ConfigError as e:
                 raise ConfigError(f"{f}.{e.field}", e.problem, source=source) from None
-        db = data.get("degree_bits")
-        if db is not None:
-            if not isinstance(db, dict) or set(db) != {"thresholds", "bits"}:
-                raise ConfigError(
-                    "degree_bits", "must be {'thresholds': [...], 'bits': [...]}", source=source
-                )
-            try:
-                for key in ("thresholds", "bits"):
-                    if not isinstance(db[key], list):
-                        raise ConfigError(f"degree_bits.{key}", f"must be a list, got {db[key]!r}", source=source)
-                db = DegreeBits(tuple(db["thresholds"]), tuple(db["bits"]))
-            except ConfigError as e:
-                raise ConfigError(e.field, e.problem, source=source) from None
+        db = _degree_bits_from_json(data.get("degree_bits"), "degree_bits", source)
         dq = data.get("dq")
         if dq is not None:
             if not isinstance(dq, dict) or not set(dq) <= {"p_min", "p_max"}:

@@ -10,7 +10,12 @@ Sampled parameters (:func:`abs_choices`), ``i`` the layer:
 
 * ``l{i}.{component}`` -- the bits of every quantised component (weights: one per layer);
 * ``l{i}.{component}.format`` -- its number format, only when the space lists several;
-* ``deg.b{k}`` -- the topology-aware bits of in-degree bucket ``k`` (only with ``degree_buckets``).
+* ``deg.b{k}`` -- the topology-aware bits of in-degree bucket ``k`` (only with ``degree_buckets``),
+  one table shared by every bucketed component (``bucket_bits="shared"``, the default: few
+  dimensions, so TPE gets somewhere in tens of trials); or, with ``bucket_bits="component"``,
+  ``l{i}.{component}.b{k}`` -- the bits of bucket ``k`` of each bucketed component in each layer
+  (SGQuant's full component x layer x topology granularity: one
+  :class:`~lpgnas.quant.DegreeBits` table per override), replacing ``l{i}.{component}`` and ``deg.b{k}``.
 
 The search starts from a few uniform-precision points (:func:`warm_start_points`).
 
@@ -53,6 +58,7 @@ __all__ = [
     "FIXED_BASELINES",
     "FINETUNE_LR_FACTOR",
     "OBJECTIVES",
+    "BUCKET_BITS",
     "abs_choices",
     "abs_quant_config",
     "abs_architecture",
@@ -83,7 +89,17 @@ def _skipped(space: SearchSpace, layer: int, component: str) -> bool:
     return space.task == "node" and component == "output" and layer == space.num_layers[0] - 1
 
 
-def abs_choices(space: SearchSpace) -> dict[str, tuple]:
+BUCKET_BITS = ("shared", "component")
+
+
+def _per_component(space: SearchSpace, q, bucket_bits: str) -> bool:
+    """Whether component ``q`` gets its own bits per in-degree bucket."""
+    if bucket_bits not in BUCKET_BITS:
+        raise ConfigError("--bucket-bits", f"unknown value {bucket_bits!r}; allowed: {', '.join(BUCKET_BITS)}")
+    return bucket_bits == "component" and bool(space.degree_buckets) and q.bucketed
+
+
+def abs_choices(space: SearchSpace, bucket_bits: str = "shared") -> dict[str, tuple]:
     """The sampled parameters of ``space`` and their candidate values (see the module docstring)."""
     _check_space(space)
     out: dict[str, tuple] = {}
@@ -91,18 +107,23 @@ def abs_choices(space: SearchSpace) -> dict[str, tuple]:
         for q in space.quant:
             if _skipped(space, i, q.component):
                 continue
-            out[f"l{i}.{q.component}"] = tuple(sorted(q.bits))
+            if _per_component(space, q, bucket_bits):
+                for k in range(space.num_buckets):
+                    out[f"l{i}.{q.component}.b{k}"] = tuple(sorted(q.bits))
+            else:
+                out[f"l{i}.{q.component}"] = tuple(sorted(q.bits))
             if len(q.formats) > 1:
                 out[f"l{i}.{q.component}.format"] = tuple(q.formats)
-    bucket_bits = sorted({b for q in space.quant if q.bucketed for b in q.bits})
-    if space.degree_buckets:
+    shared = [q for q in space.quant if q.bucketed and not _per_component(space, q, bucket_bits)]
+    if space.degree_buckets and shared:
+        table_bits = sorted({b for q in shared for b in q.bits})
         for k in range(space.num_buckets):
-            out[f"deg.b{k}"] = tuple(bucket_bits)
+            out[f"deg.b{k}"] = tuple(table_bits)
     return out
 
 
-def _check_params(space: SearchSpace, params: Mapping[str, Any]) -> None:
-    choices = abs_choices(space)
+def _check_params(space: SearchSpace, params: Mapping[str, Any], bucket_bits: str = "shared") -> None:
+    choices = abs_choices(space, bucket_bits)
     missing = [k for k in choices if k not in params]
     if missing:
         raise ConfigError("config", f"missing sampled parameters: {', '.join(missing)}")
@@ -129,25 +150,38 @@ def _component_spec(space: SearchSpace, component: str, bits: int, fmt: str):
     return spec.replace(momentum=_ACT_MOMENTUM)
 
 
-def abs_quant_config(space: SearchSpace, params: Mapping[str, Any]):
+def abs_quant_config(space: SearchSpace, params: Mapping[str, Any], bucket_bits: str = "shared"):
     """The :class:`~lpgnas.quant.QuantConfig` of one sampled configuration (``None`` when every
     component is at 32 bits: the FP32 model)."""
     from lpgnas import quant as Q
 
-    _check_params(space, params)
+    _check_params(space, params, bucket_bits)
     overrides = []
     for i in range(space.num_layers[0]):
         for q in space.quant:
             if _skipped(space, i, q.component):
                 continue
             fmt = params.get(f"l{i}.{q.component}.format", q.formats[0])
-            spec = _component_spec(space, q.component, params[f"l{i}.{q.component}"], fmt)
-            if not spec.is_fp32:
-                overrides.append(Q.Override(spec, layer=i, component=q.component))
+            table = None
+            if _per_component(space, q, bucket_bits):
+                per_bucket = tuple(int(params[f"l{i}.{q.component}.b{k}"]) for k in range(space.num_buckets))
+                bits = max(per_bucket)  # the spec holds the widest bucket; the table narrows the others
+                if min(per_bucket) < bits:
+                    table = Q.DegreeBits(tuple(space.degree_buckets), per_bucket)
+            else:
+                bits = params[f"l{i}.{q.component}"]
+            spec = _component_spec(space, q.component, bits, fmt)
+            if table is not None and spec.is_fp32 and fmt == "affine":
+                # a 32-bit widest bucket with narrower ones: affine rows, at the table's bits
+                spec = _component_spec(space, q.component, 16, "affine").replace(bits=32)
+            if spec.method not in ("affine", "dq", "sgquant"):
+                table = None  # topology-aware bits apply to the uniform formats only
+            if not spec.is_fp32 or table is not None:
+                overrides.append(Q.Override(spec, layer=i, component=q.component, degree_bits=table))
     if not overrides:
         return None
     degree_bits = None
-    if space.degree_buckets:
+    if space.degree_buckets and any(k.startswith("deg.") for k in abs_choices(space, bucket_bits)):
         table = tuple(int(params[f"deg.b{k}"]) for k in range(space.num_buckets))
         if min(table) < 32:
             degree_bits = Q.DegreeBits(tuple(space.degree_buckets), table)
@@ -155,10 +189,11 @@ def abs_quant_config(space: SearchSpace, params: Mapping[str, Any]):
                          name="abs")
 
 
-def abs_architecture(space: SearchSpace, params: Mapping[str, Any], num_classes: int) -> Architecture:
+def abs_architecture(space: SearchSpace, params: Mapping[str, Any], num_classes: int,
+                     bucket_bits: str = "shared") -> Architecture:
     """The space's fixed topology with the quantisation of ``params``."""
     arch = space.base_architecture(num_classes if space.task == "node" else None)
-    return dataclasses.replace(arch, quant=abs_quant_config(space, params)).validate()
+    return dataclasses.replace(arch, quant=abs_quant_config(space, params, bucket_bits)).validate()
 
 
 def _nearest(allowed: Sequence[int], bits: int) -> int:
@@ -167,14 +202,14 @@ def _nearest(allowed: Sequence[int], bits: int) -> int:
     return above[0] if above else max(allowed)
 
 
-def warm_start_points(space: SearchSpace) -> list[dict[str, Any]]:
+def warm_start_points(space: SearchSpace, bucket_bits: str = "shared") -> list[dict[str, Any]]:
     """Uniform-precision configurations the search starts from (the references a bit search is
     measured against; any low-bit component or degree bucket sinks the accuracy, so uniformly
     sampled first trials rarely land near the front): every component at 8 bits; the model's input
     features (``l0.input``) at their fewest bits and the rest at 8, 16 and 4 bits; degree buckets at
     their most bits (no cap); the first listed format."""
-    choices = abs_choices(space)
-    least_input = {k: min(v) for k, v in choices.items() if k == "l0.input"}
+    choices = abs_choices(space, bucket_bits)
+    least_input = {k: min(v) for k, v in choices.items() if k == "l0.input" or k.startswith("l0.input.b")}
     points = []
     for bits, low_input in ((8, False), (8, True), (16, True), (4, True)):
         p = {}
@@ -192,15 +227,20 @@ def warm_start_points(space: SearchSpace) -> list[dict[str, Any]]:
     return points
 
 
-def bit_summary(space: SearchSpace, params: Mapping[str, Any]) -> dict[str, Any]:
+def bit_summary(space: SearchSpace, params: Mapping[str, Any], bucket_bits: str = "shared") -> dict[str, Any]:
     """Bits actually stored per layer/component (``[b_0, ..., b_K]`` per in-degree bucket for
     node/edge tensors; a single value for weights), for reports."""
-    _check_params(space, params)
-    table = [int(params[f"deg.b{k}"]) for k in range(space.num_buckets)] if space.degree_buckets else []
+    _check_params(space, params, bucket_bits)
+    shared = f"deg.b0" in params and any(k.startswith("deg.") for k in abs_choices(space, bucket_bits))
+    table = [int(params[f"deg.b{k}"]) for k in range(space.num_buckets)] if shared else []
     out: dict[str, Any] = {}
     for i in range(space.num_layers[0]):
         for q in space.quant:
             if _skipped(space, i, q.component):
+                continue
+            if _per_component(space, q, bucket_bits):
+                out[f"l{i}.{q.component}"] = [int(params[f"l{i}.{q.component}.b{k}"])
+                                              for k in range(space.num_buckets)]
                 continue
             b = int(params[f"l{i}.{q.component}"])
             fmt = params.get(f"l{i}.{q.component}.format", q.formats[0])
@@ -251,6 +291,7 @@ class AbsBackend:
     chunk: int = 5
     grace_period: int = 2
     reduction_factor: int = 3
+    bucket_bits: str = "shared"
     _state: dict = dataclasses.field(default_factory=dict, init=False, compare=False, hash=False, repr=False)
 
     name: ClassVar[str] = "abs"
@@ -260,10 +301,11 @@ class AbsBackend:
     @classmethod
     def from_flags(cls, space: str | SearchSpace = "sgquant", dataset: str = "cora", *, data_root: str | None = None,
                    finetune_epochs: int = 50, sampler: str = "tpe", seed: int = 0, baselines: bool = True,
-                   finetune_lr: float | None = None) -> "AbsBackend":
+                   finetune_lr: float | None = None, bucket_bits: str = "shared") -> "AbsBackend":
         """The backend from command-line values (``baselines``: compute the fixed-bit baselines)."""
         return cls(space=space, dataset=dataset, data_root=data_root, finetune_epochs=finetune_epochs,
-                   finetune_lr=finetune_lr, sampler=sampler, seed=seed, with_baselines=baselines)
+                   finetune_lr=finetune_lr, sampler=sampler, seed=seed, with_baselines=baselines,
+                   bucket_bits=bucket_bits)
 
     @classmethod
     def from_json(cls, settings: Mapping[str, Any]) -> "AbsBackend":
@@ -283,6 +325,9 @@ class AbsBackend:
             raise ConfigError("--space", f"expected a space name, a YAML path or a SearchSpace, got "
                                          f"{type(self.space).__name__}")
         _check_space(self.space)
+        if self.bucket_bits not in BUCKET_BITS:
+            raise ConfigError("--bucket-bits", f"unknown value {self.bucket_bits!r}; allowed: "
+                                               f"{', '.join(BUCKET_BITS)}")
         if self.sampler not in SAMPLERS:
             raise ConfigError("--sampler", f"unknown sampler {self.sampler!r}; allowed: {', '.join(SAMPLERS)}")
         for name, field in (("finetune_epochs", "--finetune-epochs"), ("chunk", "chunk"),
@@ -302,7 +347,8 @@ class AbsBackend:
                 "data_root": self.data_root, "finetune_epochs": self.finetune_epochs, "finetune_lr": self.finetune_lr,
                 "learning_rate": self.learning_rate(),
                 "sampler": self.sampler, "seed": self.seed, "baselines": self.with_baselines, "chunk": self.chunk,
-                "grace_period": self.grace_period, "reduction_factor": self.reduction_factor}
+                "grace_period": self.grace_period, "reduction_factor": self.reduction_factor,
+                "bucket_bits": self.bucket_bits}
 
     def prepare(self, out: str) -> None:
         """Train the FP32 model once and save it under ``out/fp32/`` (reused when it exists)."""
@@ -330,7 +376,7 @@ class AbsBackend:
     def param_space(self) -> dict[str, Any]:
         from ray import tune
 
-        return {k: tune.choice(list(v)) for k, v in abs_choices(self.space).items()}
+        return {k: tune.choice(list(v)) for k, v in abs_choices(self.space, self.bucket_bits).items()}
 
     def trainable(self, report: Callable[[dict], None] | None = None) -> Callable[[dict], None]:
         """The trial function (``report``: defaults to ``ray.tune.report``; tests inject their own).
@@ -353,7 +399,7 @@ class AbsBackend:
         else:
             sampler = optuna.samplers.TPESampler(n_startup_trials=max(2, min(10, num_samples // 4)), seed=seed,
                                                  constant_liar=True)
-        points = warm_start_points(self.space)[: num_samples // 4]
+        points = warm_start_points(self.space, self.bucket_bits)[: num_samples // 4]
         return _tune_class("AbsOptunaSearch")(metric=[m for m, _ in OBJECTIVES], mode=[d for _, d in OBJECTIVES],
                                               sampler=sampler, points_to_evaluate=points or None)
 
@@ -427,7 +473,7 @@ class AbsBackend:
 
 
 _SETTINGS = ("dataset", "data_root", "finetune_epochs", "finetune_lr", "sampler", "seed", "chunk", "grace_period",
-             "reduction_factor")
+             "reduction_factor", "bucket_bits")
 
 
 def make_abs_backend(args) -> AbsBackend:
@@ -440,7 +486,7 @@ def make_abs_backend(args) -> AbsBackend:
                                          "to skip the fixed-bit ones")
     if getattr(args, "dataset", None) is None:
         raise ConfigError("--dataset", "required for a new tune")
-    given = {k: getattr(args, k, None) for k in ("space", "finetune_epochs", "sampler")}
+    given = {k: getattr(args, k, None) for k in ("space", "finetune_epochs", "sampler", "bucket_bits")}
     return AbsBackend.from_flags(dataset=args.dataset, data_root=getattr(args, "data_root", None),
                                  baselines=not getattr(args, "no_baselines", False),
                                  **{k: v for k, v in given.items() if v is not None})
@@ -512,10 +558,10 @@ class _AbsTrial:
         t0 = time.perf_counter()
         graph, arrays = _node_data(b.dataset, b.data_root)
         fp32 = _fp32_model(self.files)
-        params = {k: config[k] for k in abs_choices(b.space) if k in config}
-        arch = abs_architecture(b.space, params, graph.num_classes)
+        params = {k: config[k] for k in abs_choices(b.space, b.bucket_bits) if k in config}
+        arch = abs_architecture(b.space, params, graph.num_classes, b.bucket_bits)
         costs = _node_costs(_probe(arch, graph), graph)
-        bits = bit_summary(b.space, params)
+        bits = bit_summary(b.space, params, b.bucket_bits)
         model_name = b.space.fixed.model
         fixed = {
             "model_size_bits": float(costs.model_size_bits), "buffer_bits": float(costs.feature_bits),
