@@ -113,16 +113,19 @@ def sample_elements(x: jax.Array, valid: jax.Array | None, key: jax.Array, max_s
 
 
 def percentile_range(x, valid, p: float, key, max_samples: int = 4096):
-    """``(lo, hi, ok)``: the ``p`` and ``1 - p`` quantiles (nearest rank) of sampled valid elements.
-    Sorts at most ``max_samples`` values."""
+    """``(lo, hi, ok)``: the ``p`` and ``1 - p`` quantiles (nearest rank) of sampled valid elements,
+    from the ``p`` tails of at most ``max_samples`` values (``top_k``; no sort)."""
     vals, ok = sample_elements(x, valid, key, max_samples)
-    nan = jnp.asarray(jnp.nan, vals.dtype)
-    srt = jnp.sort(jnp.where(ok, vals, nan))  # NaNs (invalid) sort last
     n = jnp.sum(ok.astype(jnp.int32))
     last = jnp.maximum(n - 1, 0).astype(jnp.float32)
-    i_lo = jnp.floor(p * last).astype(jnp.int32)
-    i_hi = jnp.ceil((1.0 - p) * last).astype(jnp.int32)
-    return srt[i_lo], srt[i_hi], n > 0
+    # Nearest rank: lo is the floor(p * last)-th smallest valid value, hi the ceil((1 - p) * last)-th,
+    # i.e. the floor(p * last)-th largest. Both tails come from top_k with a static k (O(S), no sort).
+    k = min(int(np.floor(p * (vals.shape[0] - 1))) + 1, vals.shape[0])
+    r = jnp.floor(p * last).astype(jnp.int32)
+    inf = jnp.asarray(jnp.inf, vals.dtype)
+    largest = jax.lax.top_k(jnp.where(ok, vals, -inf), k)[0]
+    smallest = -jax.lax.top_k(jnp.where(ok, -vals, -inf), k)[0]
+    return smallest[r], largest[r], n > 0
 
 
 def rowavg_range(x, valid):
