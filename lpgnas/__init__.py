@@ -1,7 +1,9 @@
 """lpgnas: find small, fast graph neural networks (joint architecture + bit-width search in JAX).
 
 The public API is re-exported here; subpackages (``lpgnas.data``, ``lpgnas.nn``, ``lpgnas.quant``,
-``lpgnas.kernels``, ``lpgnas.search_spaces``) hold the rest.
+``lpgnas.kernels``, ``lpgnas.search_spaces``, ``lpgnas.supernet``, ``lpgnas.search`` -- the differentiable
+search, Ray Tune backends and trial records -- and the module ``lpgnas.pareto``) hold the rest; they are
+imported on demand so that ``import lpgnas`` stays light.
 """
 
 from lpgnas.arch import Architecture, LayerSpec, baseline, read_architecture, write_architecture
