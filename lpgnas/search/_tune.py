@@ -254,8 +254,9 @@ def _ray_session(address: str | None, num_cpus: int | None, verbose: int) -> Ite
             if address:
                 ray.init(address=address, logging_level=level, log_to_driver=verbose > 0)
             else:
+                # no dashboard UI; Ray's dashboard agent still starts and must bind to loopback only
                 ray.init(address="local", num_cpus=num_cpus or _cpu_count(), include_dashboard=False,
-                         logging_level=level, log_to_driver=verbose > 0)
+                         dashboard_host="127.0.0.1", logging_level=level, log_to_driver=verbose > 0)
     except (ConnectionError, ValueError, RuntimeError) as e:
         raise ConfigError("--address", f"cannot connect to Ray at {address or 'a new local instance'}: {e}") from None
     try:
