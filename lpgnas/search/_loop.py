@@ -94,6 +94,17 @@ def _shapes(tree) -> tuple:
 # node classification
 
 
+def _start(net, program: Program, config: SearchConfig, run: RunDir | None, resume: bool):
+    """The initial search state and log records: fresh, or the run's last checkpoint with its log cut
+    back to the checkpoint's epoch."""
+    state = init_state(net, program, config.seed)
+    if run is None or not resume:
+        return state, []
+    state, _ = run.load_checkpoint(state)
+    run.cut_log(int(state.epoch))
+    return state, read_log(run.log_path)
+
+
 def _node_chunk(program: Program, chunk: int):
     def epoch_body(state: SearchState, data, sched: Schedule):
         x, ga, labels, train_m, val_m, test_m = data
@@ -143,12 +154,7 @@ def _search_node(net: Supernet, graph: Graph, config: SearchConfig, run: RunDir 
     labels = jnp.asarray(graph.labels, jnp.int32)
     data = (x, ga, labels, train_m, val_m, test_m)
     program = make_program(net, config, graph.num_nodes, graph.num_edges)
-    state = init_state(net, program, config.seed)
-    records: list = []
-    if run is not None and resume:
-        state, _ = run.load_checkpoint(state)
-        run.cut_log(int(state.epoch))
-        records = read_log(run.log_path)
+    state, records = _start(net, program, config, run, resume)
     chunk = math.gcd(config.chunk, config.checkpoint_every)
     sched = Schedule.of(config)
     total = config.total_epochs
@@ -197,12 +203,7 @@ def _search_graph(net: Supernet, dataset: GraphDataset, split: Split, config: Se
     n_mean = float(np.mean(dataset.n_node))
     e_mean = float(np.mean(dataset.n_edge))
     program = make_program(net, config, n_mean, e_mean)
-    state = init_state(net, program, config.seed)
-    records: list = []
-    if run is not None and resume:
-        state, _ = run.load_checkpoint(state)
-        run.cut_log(int(state.epoch))
-        records = read_log(run.log_path)
+    state, records = _start(net, program, config, run, resume)
     buckets = make_buckets(dataset, config.batch_size, num_buckets=1)
     sched = Schedule.of(config)
     key = ("graph", program.graphdef, _static(config), n_mean, e_mean)
