@@ -149,11 +149,12 @@ def bench_lpgnas(graph, *, epochs: int, seeds: Sequence[int]) -> BenchRow:
         tests.append(100 * result.test_acc)
         vals.append(100 * result.val_acc)
     later = max(compiles[1:]) if len(compiles) > 1 else float("nan")
-    sparse = type(arrays[0]).__name__ == "BCOO"
+    layout = {"BCOO": "sparse BCOO", "SparseRows": "row-compact sparse (SparseRows)"}.get(
+        type(arrays[0]).__name__, "dense")
     return BenchRow(
         name="lpgnas (JAX)", status="ok", per_epoch=tuple(per_epoch), compile_seconds=(compiles[0], later),
         test_acc=float(np.mean(tests)), val_acc=float(np.mean(vals)),
-        note=f"train_node, chunk {config.chunk}, features {'sparse BCOO' if sparse else 'dense'}",
+        note=f"train_node, chunk {config.chunk}, features {layout}",
     )
 
 
