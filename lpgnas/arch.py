@@ -8,10 +8,10 @@ name the offending field (a :class:`~lpgnas.errors.ConfigError`).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Any, Mapping
 
+from lpgnas._validate import finite_number, positive_int
 from lpgnas.errors import ConfigError
 
 __all__ = [
@@ -65,8 +65,8 @@ class LayerSpec:
         _choice(f"{where}.attention", self.attention, ATTENTIONS)
         _choice(f"{where}.aggregator", self.aggregator, AGGREGATORS)
         _choice(f"{where}.activation", self.activation, ACTIVATIONS)
-        _positive_int(f"{where}.hidden", self.hidden)
-        _positive_int(f"{where}.heads", self.heads)
+        positive_int(f"{where}.hidden", self.hidden)
+        positive_int(f"{where}.heads", self.heads)
         for name in ("concat", "skip"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{where}.{name}", f"must be true or false, got {getattr(self, name)!r}")
@@ -107,9 +107,7 @@ class Architecture:
                 raise ConfigError(f"layers[{i}]", f"must be a LayerSpec, got {type(layer).__name__}")
             layer.validate(f"layers[{i}]")
         for name in ("dropout", "input_dropout", "attn_dropout"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= v < 1.0:
-                raise ConfigError(name, f"must be a number in [0, 1), got {v!r}")
+            finite_number(name, getattr(self, name), ge=0, lt=1)
         return self
 
     def to_json(self) -> dict:
@@ -197,11 +195,6 @@ def _choice(field: str, value: Any, allowed: tuple[str, ...]) -> None:
         raise ConfigError(field, f"unknown value {value!r}; allowed: {', '.join(allowed)}")
 
 
-def _positive_int(field: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(field, f"must be a positive integer, got {value!r}")
-
-
 def write_architecture(arch: Architecture, path: str | os.PathLike) -> None:
     """Write ``arch`` as JSON atomically (temp file in the same folder, then rename)."""
     from lpgnas._atomic import atomic_write_json
@@ -211,16 +204,9 @@ def write_architecture(arch: Architecture, path: str | os.PathLike) -> None:
 
 def read_architecture(path: str | os.PathLike) -> Architecture:
     """Read and validate an architecture JSON file; errors name the file and the field."""
-    from lpgnas.errors import DataError
+    from lpgnas._jsonio import read_json
 
-    try:
-        with open(path) as f:
-            obj = json.load(f)
-    except FileNotFoundError:
-        raise DataError(path, "no such architecture file") from None
-    except json.JSONDecodeError as e:
-        raise DataError(path, f"not valid JSON ({e.msg} at line {e.lineno}, column {e.colno})") from None
-    return Architecture.from_json(obj, source=path)
+    return Architecture.from_json(read_json(path, "architecture file"), source=path)
 
 
 def baseline(model: str, *, task: str = "node", num_layers: int | None = None, hidden: int | None = None,

@@ -13,6 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
+from lpgnas._validate import finite_number
 from lpgnas.errors import ConfigError, LpgnasError
 
 __all__ = ["main", "build_parser", "TRAIN_DEFAULTS"]
@@ -130,8 +131,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
     from lpgnas.search import SearchConfig, search
     from lpgnas.search_spaces import load_space
 
-    if not np.isfinite(args.lam) or args.lam < 0:
-        raise ConfigError("--lambda", f"must be a finite number >= 0, got {args.lam}")
+    finite_number("--lambda", args.lam, ge=0)
     t_start, t_end = _temperature(args.temperature)
     try:
         space = load_space(args.space)
@@ -183,15 +183,9 @@ def _quant_config(args: argparse.Namespace):
             raise ConfigError("--quant", f"unknown scheme {args.quant!r}; allowed: {', '.join(_presets())}")
         return QuantConfig.preset(args.quant)
     if args.quant_config is not None:
-        from lpgnas.errors import DataError
+        from lpgnas._jsonio import read_json
 
-        try:
-            with open(args.quant_config) as f:
-                obj = json.load(f)
-        except FileNotFoundError:
-            raise DataError(args.quant_config, "no such quantisation config file") from None
-        except json.JSONDecodeError as e:
-            raise DataError(args.quant_config, f"not valid JSON ({e.msg} at line {e.lineno})") from None
+        obj = read_json(args.quant_config, "quantisation config file")
         try:
             return QuantConfig.from_json(obj)
         except ConfigError as e:

@@ -46,6 +46,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple, Sequence
 
+from lpgnas._validate import positive_int
 from lpgnas.errors import ConfigError
 
 __all__ = [
@@ -118,9 +119,7 @@ def _check(layer: LayerCost) -> None:
     if layer.kind not in LAYER_KINDS:
         raise ConfigError("kind", f"{layer.kind!r} is not one of {', '.join(LAYER_KINDS)}")
     for name in ("in_dim", "out_dim", "heads"):
-        v = getattr(layer, name)
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise ConfigError(name, f"must be a positive integer, got {v!r}")
+        positive_int(name, getattr(layer, name))
 
 
 def _counts(layer: LayerCost, n: int, e: int) -> _Counts:

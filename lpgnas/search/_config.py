@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
-import math
 
+from lpgnas._validate import finite_number, non_negative_int, positive_int
 from lpgnas.errors import ConfigError
 from lpgnas.supernet import COST_TARGETS, SupernetConfig
 
 __all__ = ["SearchConfig"]
-
-
-def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -54,25 +50,16 @@ class SearchConfig:
 
     def validate(self) -> "SearchConfig":
         for name in ("epochs", "chunk", "checkpoint_every", "batch_size", "finetune"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ConfigError(name, f"must be a positive integer, got {v!r}")
+            positive_int(name, getattr(self, name))
         for name in ("warmup", "seed"):
-            v = getattr(self, name)
-            if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-                raise ConfigError(name, f"must be a non-negative integer, got {v!r}")
-        if not _number(self.lam) or self.lam < 0:
-            raise ConfigError("lambda", f"must be a finite number >= 0, got {self.lam!r}")
+            non_negative_int(name, getattr(self, name))
+        finite_number("lambda", self.lam, ge=0)
         if self.cost not in COST_TARGETS:
             raise ConfigError("cost", f"unknown cost target {self.cost!r}; allowed: {', '.join(COST_TARGETS)}")
         for name in ("t_start", "t_end", "lr", "arch_lr"):
-            v = getattr(self, name)
-            if not _number(v) or v <= 0:
-                raise ConfigError(name, f"must be a finite number > 0, got {v!r}")
+            finite_number(name, getattr(self, name), gt=0)
         for name in ("weight_decay", "arch_weight_decay"):
-            v = getattr(self, name)
-            if not _number(v) or v < 0:
-                raise ConfigError(name, f"must be a finite number >= 0, got {v!r}")
+            finite_number(name, getattr(self, name), ge=0)
         for name in ("gumbel", "hard"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(name, f"must be true or false, got {getattr(self, name)!r}")

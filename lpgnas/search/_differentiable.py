@@ -27,6 +27,7 @@ import socket
 import time
 from typing import Any, Callable, ClassVar, Mapping, Sequence
 
+from lpgnas._validate import is_finite_number, is_int, positive_int
 from lpgnas.errors import ConfigError
 
 __all__ = ["DifferentiableBackend", "task_baselines", "DEFAULT_LAMBDAS"]
@@ -43,15 +44,6 @@ _DEFAULT = "default"  # the task's whole baseline set
 def task_baselines(task: str) -> tuple[str, ...]:
     """The reference points of a ``task`` (``node`` | ``graph``), as ``<quant>-<model>`` ids."""
     return _NODE_BASELINES if task == "node" else _GRAPH_BASELINES
-
-
-def _positive_int(field: str, v: Any) -> None:
-    if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-        raise ConfigError(field, f"must be a positive integer, got {v!r}")
-
-
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(float(v))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,28 +115,27 @@ class DifferentiableBackend:
         if (self.lambdas is None) == (self.lambda_range is None):
             raise ConfigError("lambdas", "give either a list of lambdas or a lambda range (not both)")
         if self.lambdas is not None:
-            if not self.lambdas or not all(_finite(v) and v >= 0 for v in self.lambdas):
+            if not self.lambdas or not all(is_finite_number(v) and v >= 0 for v in self.lambdas):
                 raise ConfigError("lambdas", f"must be finite numbers >= 0, got {list(self.lambdas)!r}")
         if self.lambda_range is not None:
             lo_hi = self.lambda_range
-            if (len(lo_hi) != 2 or not all(_finite(v) for v in lo_hi) or not 0 < lo_hi[0] < lo_hi[1]):
+            if (len(lo_hi) != 2 or not all(is_finite_number(v) for v in lo_hi) or not 0 < lo_hi[0] < lo_hi[1]):
                 raise ConfigError("lambda_range", f"must be MIN < MAX, both > 0 (log-uniform), got {list(lo_hi)!r}")
             if self.grid:
                 raise ConfigError("grid", "a grid needs a list of lambdas, not a range")
         if not isinstance(self.grid, bool):
             raise ConfigError("grid", f"must be true or false, got {self.grid!r}")
         if self.seeds is not None:
-            if not self.seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0
-                                         for s in self.seeds):
+            if not self.seeds or not all(is_int(s) and s >= 0 for s in self.seeds):
                 raise ConfigError("seeds", f"must be non-negative integers, got {list(self.seeds)!r}")
         if not self.costs or any(c not in _COSTS for c in self.costs):
             raise ConfigError("costs", f"each must be one of {', '.join(_COSTS)}, got {list(self.costs)!r}")
         for name in ("epochs", "finetune", "retrain_seeds"):
-            _positive_int(name, getattr(self, name))
+            positive_int(name, getattr(self, name))
         if self.retrain_epochs is not None:
-            _positive_int("retrain_epochs", self.retrain_epochs)
+            positive_int("retrain_epochs", self.retrain_epochs)
         t = self.temperature
-        if len(t) != 2 or not all(_finite(v) and v > 0 for v in t):
+        if len(t) != 2 or not all(is_finite_number(v) and v > 0 for v in t):
             raise ConfigError("temperature", f"must be START, END > 0, got {list(t)!r}")
         known = set(_NODE_BASELINES) | set(_GRAPH_BASELINES) | {_DEFAULT}
         bad = [b for b in self.baseline_ids if b not in known]

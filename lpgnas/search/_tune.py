@@ -33,6 +33,8 @@ import time
 import warnings
 from typing import Any, Callable, Iterator, Mapping, NamedTuple
 
+from lpgnas._jsonio import read_json
+from lpgnas._validate import finite_number, is_int, non_negative_int, positive_int
 from lpgnas.arch import Architecture
 from lpgnas.errors import ConfigError, DataError, LpgnasError
 from lpgnas.search._backend import Backend
@@ -73,13 +75,7 @@ def read_tune(out: str) -> dict:
     """The ``tune.json`` of a run directory (what was asked). Raises :class:`DataError` when it is
     missing or unreadable."""
     path = os.path.join(out, TUNE_FILE)
-    try:
-        with open(path) as f:
-            spec = json.load(f)
-    except FileNotFoundError:
-        raise DataError(path, "no such file: not a tune run directory") from None
-    except json.JSONDecodeError as e:
-        raise DataError(path, f"not valid JSON ({e.msg} at line {e.lineno})") from None
+    spec = read_json(path, TUNE_FILE, missing="no such file: not a tune run directory")
     if not isinstance(spec, dict) or spec.get("schema") != TUNE_SCHEMA:
         raise DataError(path, f"not a {TUNE_SCHEMA} file")
     missing = [k for k in (*_IDENTITY, "experiment", "storage") if k not in spec]
@@ -374,26 +370,16 @@ def _show(spec: dict, dotted: str) -> str:
 
 
 def _check_args(trials, cpus_per_trial, gpus_per_trial, max_failures, max_concurrent, seed, num_cpus) -> None:
-    def whole(v) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool)
-
-    def number(v) -> bool:
-        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-    if not whole(trials) or trials < 1:
-        raise ConfigError("--trials", f"must be a positive integer, got {trials!r}")
-    if not number(cpus_per_trial) or cpus_per_trial <= 0:
-        raise ConfigError("--cpus-per-trial", f"must be a number > 0, got {cpus_per_trial!r}")
-    if not number(gpus_per_trial) or gpus_per_trial < 0:
-        raise ConfigError("--gpus-per-trial", f"must be a number >= 0, got {gpus_per_trial!r}")
-    if not whole(max_failures) or max_failures < -1:
+    positive_int("--trials", trials)
+    finite_number("--cpus-per-trial", cpus_per_trial, gt=0)
+    finite_number("--gpus-per-trial", gpus_per_trial, ge=0)
+    if not is_int(max_failures) or max_failures < -1:
         raise ConfigError("--max-failures", f"must be an integer >= 0 (-1: retry forever), got {max_failures!r}")
-    if max_concurrent is not None and (not whole(max_concurrent) or max_concurrent < 1):
-        raise ConfigError("--max-concurrent", f"must be a positive integer, got {max_concurrent!r}")
-    if not whole(seed) or seed < 0:
-        raise ConfigError("--seed", f"must be a non-negative integer, got {seed!r}")
-    if num_cpus is not None and (not whole(num_cpus) or num_cpus < 1):
-        raise ConfigError("num_cpus", f"must be a positive integer, got {num_cpus!r}")
+    if max_concurrent is not None:
+        positive_int("--max-concurrent", max_concurrent)
+    non_negative_int("--seed", seed)
+    if num_cpus is not None:
+        positive_int("num_cpus", num_cpus)
 
 
 def run_tune(backend: Backend, *, out: str, trials: int, address: str | None = None, resume: bool = False,
