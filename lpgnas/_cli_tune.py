@@ -44,7 +44,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="differentiable: LPGNAS searches over lambda, each derived model retrained (default); "
                         "abs: SGQuant automatic bit selection")
     t.add_argument("--space", default=None, help="search space: a shipped name (lpgnas, tiny, ...) or a YAML path "
-                                                 "(default lpgnas)")
+                                                 "(default lpgnas); differentiable: several, comma-separated, "
+                                                 "are space variants each trial draws from")
     t.add_argument("--dataset", default=None, help="dataset name or synthetic:k=v,... (required for a new tune)")
     t.add_argument("--data-root", default=None, help="data root (default: $LPGNAS_DATA, else the user cache)")
     t.add_argument("--trials", type=int, default=None,

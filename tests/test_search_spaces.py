@@ -29,7 +29,7 @@ from lpgnas.search_spaces import (
     space_path,
 )
 
-SHIPPED = ("lpgnas", "sgquant", "tiny")
+SHIPPED = ("lpgnas", "sgquant", "small", "tiny")
 
 
 def test_list_spaces_has_the_shipped_files():

@@ -231,6 +231,11 @@ def test_a_final_report_becomes_a_record_with_json_safe_config():
     (dict(seeds=(-1,)), "seeds"),
     (dict(retrain_seeds=0), "retrain_seeds"),
     (dict(temperature=(1.0, 0.0)), "temperature"),
+    (dict(space=("tiny", "")), "space"),
+    (dict(space=("tiny", "tiny")), "space"),
+    (dict(space="tiny,,small"), "space"),
+    (dict(space=("tiny", "  ")), "space"),
+    (dict(space=()), "space"),
 ])
 def test_backend_settings_are_validated(kw, field):
     with pytest.raises(ConfigError) as e:
@@ -250,6 +255,42 @@ def test_backend_settings_round_trip_and_param_space():
     assert space["cost"] == {"grid_search": ["size"]}
     ranged = DifferentiableBackend(dataset=SYNTH, lambda_range=(0.01, 1.0)).param_space()
     assert ranged["cost"] == "size" and 0.01 <= ranged["lambda"].sample() <= 1.0
+
+
+@pytest.mark.parametrize("space, spaces", [
+    ("tiny", ("tiny",)),
+    ("tiny,small", ("tiny", "small")),
+    ((" tiny", "small "), ("tiny", "small")),
+    (["tiny"], ("tiny",)),
+])
+def test_space_variants_are_drawn_per_trial(space, spaces):
+    pytest.importorskip("ray")
+    b = DifferentiableBackend(space=space, dataset=SYNTH)
+    assert b.spaces == spaces
+    assert DifferentiableBackend.from_json(json.loads(json.dumps(b.describe()))) == b
+    drawn = b.param_space().get("space")
+    if len(spaces) == 1:
+        assert drawn is None  # a single space is not a trial parameter (names and configs stay as before)
+    else:
+        assert sorted(drawn.categories) == sorted(spaces)
+    grid = DifferentiableBackend(space=space, dataset=SYNTH, lambdas=(0.1,), grid=True).param_space()
+    assert grid.get("space", {"grid_search": list(spaces)}) == {"grid_search": list(spaces)}
+
+
+def test_a_space_path_variant_is_made_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    b = DifferentiableBackend(space="tiny,spaces/mine.yaml", dataset=SYNTH)
+    assert b.spaces == ("tiny", str(tmp_path / "spaces" / "mine.yaml"))
+
+
+def test_a_trial_runs_the_space_it_drew():
+    b = DifferentiableBackend(space="tiny,small", dataset=SYNTH, epochs=2, finetune=1, retrain_seeds=1,
+                              retrain_epochs=2, baseline_ids=())
+    report = b.run_trial({"lambda": 1.0, "seed": 0, "cost": "size", "space": "small"})
+    arch = json.loads(report["arch_json"])
+    assert arch["search"]["space"] == "small" and report["name"].endswith("space=small")
+    with pytest.raises(ConfigError, match="not one of"):
+        b.run_trial({"lambda": 1.0, "seed": 0, "cost": "size", "space": "lpgnas"})
 
 
 def test_tune_json_must_be_a_tune(tmp_path):

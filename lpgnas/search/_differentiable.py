@@ -1,8 +1,8 @@
 """The ``differentiable`` tune backend: one LPGNAS search round per trial, then the derived
 architecture retrained from scratch.
 
-A trial samples ``lambda`` (the weight of the cost term), the search ``seed`` and the ``cost``
-target, runs :func:`lpgnas.search.search`, retrains the derived :class:`~lpgnas.arch.Architecture`
+A trial samples ``lambda`` (the weight of the cost term), the search ``seed``, the ``cost``
+target and, when several are given, the search ``space`` (a space variant), runs :func:`lpgnas.search.search`, retrains the derived :class:`~lpgnas.arch.Architecture`
 with the trainer (node tasks: the dataset's public split, or a fixed random 60/20/20 split when it
 has none; graph tasks: fold 0 of 10 stratified folds) for ``retrain_seeds`` seeds and reports once:
 the mean validation / test accuracy over those seeds (each run keeps its validation-selected epoch;
@@ -50,7 +50,8 @@ def task_baselines(task: str) -> tuple[str, ...]:
 class DifferentiableBackend:
     """Settings of a differentiable tune (all plain JSON values; see :meth:`describe`).
 
-    space: a shipped space name or a YAML path (made absolute). dataset: a dataset name or
+    space: a shipped space name or a YAML path (made absolute), or several of them (a tuple, or one
+    comma-separated string): each trial then draws its space variant like the costs. dataset: a dataset name or
     ``synthetic:...``. data_root: the data root (made absolute; ``None``: ``$LPGNAS_DATA`` of the
     worker, else its cache).
     lambdas: the cost weights sampled uniformly (``tune.choice``; with ``grid`` every one,
@@ -70,7 +71,7 @@ class DifferentiableBackend:
     metric: ClassVar[str] = "val_acc"
     mode: ClassVar[str] = "max"
 
-    space: str = "lpgnas"
+    space: str | tuple[str, ...] = "lpgnas"
     dataset: str = "cora"
     data_root: str | None = None
     lambdas: tuple[float, ...] | None = None
@@ -93,8 +94,14 @@ class DifferentiableBackend:
             fix("lambdas", DEFAULT_LAMBDAS)
         if self.data_root is not None:
             fix("data_root", os.path.abspath(os.path.expanduser(str(self.data_root))))
-        if isinstance(self.space, str) and not _is_space_name(self.space):
-            fix("space", os.path.abspath(os.path.expanduser(self.space)))
+        if isinstance(self.space, str) and "," in self.space:
+            fix("space", tuple(p.strip() for p in self.space.split(",")))
+        if isinstance(self.space, (list, tuple)):
+            spaces = tuple(_absolute_space(v.strip()) if isinstance(v, str) and v.strip() else v
+                           for v in self.space)
+            fix("space", spaces[0] if len(spaces) == 1 else spaces)
+        elif isinstance(self.space, str) and self.space:
+            fix("space", _absolute_space(self.space))
         for name in ("lambdas", "lambda_range", "seeds", "temperature"):
             v = getattr(self, name)
             if v is not None and not isinstance(v, (str, bytes)):
@@ -108,8 +115,11 @@ class DifferentiableBackend:
 
     def validate(self) -> "DifferentiableBackend":
         """Check the settings (cheap: no file is read); errors name the field."""
-        if not isinstance(self.space, str) or not self.space:
-            raise ConfigError("space", f"expected a search-space name or path, got {self.space!r}")
+        spaces = self.spaces
+        if not spaces or not all(isinstance(v, str) and v.strip() for v in spaces):
+            raise ConfigError("space", f"expected search-space names or paths, got {self.space!r}")
+        if len(set(spaces)) != len(spaces):
+            raise ConfigError("space", f"a space variant is listed twice: {list(spaces)!r}")
         if not isinstance(self.dataset, str) or not self.dataset.strip():
             raise ConfigError("dataset", f"expected a dataset name, got {self.dataset!r}")
         if (self.lambdas is None) == (self.lambda_range is None):
@@ -143,6 +153,11 @@ class DifferentiableBackend:
             raise ConfigError("baseline_ids", f"unknown baseline {bad[0]!r}; known: {', '.join(sorted(known))}")
         return self
 
+    @property
+    def spaces(self) -> tuple[str, ...]:
+        """The space variants a trial draws from (one or more)."""
+        return tuple(self.space) if isinstance(self.space, tuple) else (self.space,)
+
     def describe(self) -> dict[str, Any]:
         """The settings as JSON values (``from_json`` reads them back)."""
         out = dataclasses.asdict(self)
@@ -174,11 +189,12 @@ class DifferentiableBackend:
         check that they are for the same task."""
         from lpgnas.search_spaces import load_space
 
-        space = load_space(self.space)
         task = _task(_load(self.dataset, self.data_root)[0])
-        if space.task != task:
-            raise ConfigError("space", f"search space {space.name!r} is for {space.task}-level tasks but "
-                                       f"{self.dataset} is a {task}-level dataset")
+        for name in self.spaces:
+            space = load_space(name)
+            if space.task != task:
+                raise ConfigError("space", f"search space {space.name!r} is for {space.task}-level tasks but "
+                                           f"{self.dataset} is a {task}-level dataset")
         self._baseline_ids(task)
 
     def param_space(self) -> dict[str, Any]:
@@ -200,7 +216,10 @@ class DifferentiableBackend:
             seed = 0
         else:
             seed = tune.randint(0, 1_000_000)
-        return {"lambda": lam, "seed": seed, "cost": pick(self.costs)}
+        out = {"lambda": lam, "seed": seed, "cost": pick(self.costs)}
+        if len(self.spaces) > 1:
+            out["space"] = pick(self.spaces)
+        return out
 
     def trainable(self) -> Callable[[dict], None]:
         return self._trial
@@ -245,10 +264,13 @@ class DifferentiableBackend:
 
         t0 = time.perf_counter()
         lam, seed, cost = float(config["lambda"]), int(config["seed"]), str(config["cost"])
+        space = str(config.get("space", self.spaces[0]))
+        if space not in self.spaces:
+            raise ConfigError("space", f"{space!r} is not one of this tune's spaces {list(self.spaces)!r}")
         obj, arrays, split = _load(self.dataset, self.data_root)
         sc = SearchConfig(epochs=self.epochs, finetune=self.finetune, lam=lam, cost=cost, seed=seed,
                           t_start=float(self.temperature[0]), t_end=float(self.temperature[1]))
-        result = search(self.space, obj, config=sc, dataset=self.dataset, arrays=arrays)
+        result = search(space, obj, config=sc, dataset=self.dataset, arrays=arrays)
         runs = self._retrain(result.arch, obj, arrays)
         vals = [r.val_acc for r in runs]
         tests = [r.test_acc for r in runs]
@@ -269,7 +291,8 @@ class DifferentiableBackend:
             "seconds": time.perf_counter() - t0,
             "arch_json": json.dumps(arch.to_json()),
             "node": _node_address(),
-            "name": f"lambda={lam:g} seed={seed} cost={cost}",
+            "name": f"lambda={lam:g} seed={seed} cost={cost}" + (f" space={_short(space)}" if len(self.spaces) > 1
+                                                                else ""),
             "extra": json.dumps(extra),
         }
 
@@ -349,6 +372,16 @@ class DifferentiableBackend:
 # helpers (module level: cached per process, so that the trials of a reused Ray worker share them)
 
 _DATA: dict = {}
+
+
+def _absolute_space(value: str) -> str:
+    """A shipped space name as is; a YAML path made absolute (workers may run elsewhere)."""
+    return value if _is_space_name(value) else os.path.abspath(os.path.expanduser(value))
+
+
+def _short(space: str) -> str:
+    """A space's name for trial names: shipped names as is, paths by their file stem."""
+    return os.path.splitext(os.path.basename(space))[0]
 
 
 def _is_space_name(value: str) -> bool:
