@@ -15,6 +15,7 @@ import jax
 import numpy as np
 
 from lpgnas._atomic import atomic_write_bytes, atomic_write_json
+from lpgnas._jsonio import read_json
 from lpgnas.errors import ConfigError, DataError
 
 __all__ = ["RunDir", "read_log", "atomic_write_bytes", "atomic_write_json"]
@@ -82,11 +83,7 @@ class RunDir:
         spath = self.file(_SEARCH)
         existing = None
         if os.path.exists(spath):
-            try:
-                with open(spath) as f:
-                    existing = json.load(f)
-            except (OSError, json.JSONDecodeError) as e:
-                raise DataError(spath, f"unreadable search description ({e})") from None
+            existing = read_json(spath, "search description", expect=dict)
         if resume:
             if not os.path.exists(self.checkpoint_path):
                 raise ConfigError("--resume", f"no checkpoint to resume in {self.path}")

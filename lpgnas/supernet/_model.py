@@ -10,6 +10,7 @@ import numpy as np
 from flax import nnx
 from jax.experimental import sparse as jsparse
 
+from lpgnas._validate import finite_number
 from lpgnas.errors import ConfigError
 from lpgnas.nn import GraphArrays, SparseRows
 from lpgnas.search_spaces import SearchSpace, load_space
@@ -38,13 +39,10 @@ class SupernetConfig:
 
     def validate(self) -> "SupernetConfig":
         for name in ("dropout", "input_dropout", "attn_dropout"):
-            v = getattr(self, name)
-            if not isinstance(v, (int, float)) or isinstance(v, bool) or not 0.0 <= float(v) < 1.0:
-                raise ConfigError(name, f"must be a number in [0, 1), got {v!r}")
+            finite_number(name, getattr(self, name), ge=0.0, lt=1.0)
         if self.readout not in ("sum", "mean", "max"):
             raise ConfigError("readout", f"unknown value {self.readout!r}; allowed: sum, mean, max")
-        if not self.init_scale >= 0.0:
-            raise ConfigError("init_scale", f"must be >= 0, got {self.init_scale!r}")
+        finite_number("init_scale", self.init_scale, ge=0.0)
         return self
 
 
