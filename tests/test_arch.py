@@ -395,6 +395,7 @@ _spec_fields = {
     "max_bits": st.floats(1, 16),
     "local_gradient": st.booleans(),
     "nns_buckets": st.integers(0, 32),
+    "max_samples": st.integers(1, 1 << 24),
 }
 fuzz_specs = st.sampled_from(METHODS) | _maybe(_spec_fields)
 fuzz_quant = _maybe({

@@ -142,7 +142,8 @@ def test_dropout_on_rows_keeps_padding_zero_and_scales_kept_values():
     (Q.QuantSpec("binary"), False),
     (Q.QuantSpec("ternary"), False),
     (Q.QuantSpec("alpha", 4, granularity="row"), False),
-    (Q.QuantSpec("a2q", 4), False),
+    (Q.QuantSpec("a2q", 4), True),  # node/edge rows: per-row step and bits, zero point 0
+    (Q.QuantSpec("a2q", 4, signed=False, local_gradient=False), True),
 ])
 def test_row_compact_exact_table(spec, exact):
     assert Q.row_compact_exact(spec) is exact
@@ -159,10 +160,15 @@ def test_row_compact_exact_identity_and_unknown():
     assert not Q.row_compact_exact(lambda x, ctx: x)  # no plan: no claim
 
 
+@pytest.mark.parametrize("kind, exact", [("node", True), ("edge", True), ("weight", False)])
+def test_row_compact_exact_a2q_by_kind(kind, exact):
+    assert Q.row_compact_exact(Q.QuantSpec("a2q", 4), kind) is exact  # weights: one statistic per column
+
+
 @pytest.mark.parametrize("preset", Q.PRESETS)
-def test_every_preset_input_but_a2q_is_compact(preset):
+def test_every_preset_input_is_compact(preset):
     cfg = Q.QuantConfig.preset(preset)
-    assert Q.row_compact_exact(cfg.spec(0, "input")) is (preset != "a2q")
+    assert Q.row_compact_exact(cfg.spec(0, "input"))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -176,7 +182,7 @@ def _distinct_preset_inputs():
     for p in Q.PRESETS:
         cfg = Q.QuantConfig.preset(p)
         key = (cfg.spec(0, "input"), cfg.degree_bits)
-        if p not in ("fp32", "a2q") and key not in seen:
+        if p != "fp32" and key not in seen:
             seen.add(key)
             out.append((p, *key))
     return out
@@ -304,11 +310,11 @@ def _input_and_weight(cfg: Q.QuantConfig | None) -> Q.QuantConfig | None:
 # the compact presets on gcn's input path (x @ W) and sage's (x @ W and the root term x @ R); gat and
 # gin share gcn's input path and run on a sample (the suite's time budget: most of the time is the
 # first eager compile of each quantiser's ops). smp-int2/smp-int4 have int4's input quantiser (their
-# learned-range weights are not on the input path); a2q's input, the one that falls back to dense,
-# is in the fallback test below.
+# learned-range weights are not on the input path); a2q (per-row learned step and bits, Local
+# Gradient over the dense row width) on gcn only.
 _COMPACT_PRESETS = [p for p in Q.PRESETS if p not in ("a2q", "smp-int2", "smp-int4")]
 _LAYER_CASES = ([(p, op) for op in ("gcn", "sage") for p in _COMPACT_PRESETS]
-                + [("dq-int8", "gat"), ("w8a8", "gin")])
+                + [("dq-int8", "gat"), ("w8a8", "gin"), ("a2q", "gcn")])
 
 
 @pytest.mark.parametrize("preset, op", _LAYER_CASES)
@@ -320,7 +326,6 @@ def test_layer_dense_and_rows_agree(preset, op, monkeypatch):
 
 
 @pytest.mark.parametrize("input_spec", [
-    Q.QuantConfig.preset("a2q").spec(0, "input"),
     Q.QuantSpec("lsq", 4),
     Q.QuantSpec("dq", 8),  # percentile
     Q.QuantSpec("affine", 8, signed=False, granularity="column"),
@@ -440,3 +445,26 @@ def test_supernet_takes_rows_as_its_bcoo():
         net = Supernet(parse_space_yaml(_SMALL_SPACE), F, 3, num_nodes=N, rngs=nnx.Rngs(params=0))
         outs.append(net(feats, ga, Relax(1.0), training=True, key=jax.random.key(1)))
     np.testing.assert_array_equal(np.asarray(outs[0]), np.asarray(outs[1]))
+
+
+# --------------------------------------------------------------------------------------------------
+# the fusion barrier of quantised tensors that gathers read
+
+
+@pytest.mark.parametrize("shape", [(5,), (7, 3), (4, 2, 3)])
+def test_materialize_is_an_exact_copy_both_ways(shape):
+    from lpgnas.nn._layers import _materialize
+
+    x = jax.random.normal(jax.random.key(0), shape)
+    ct = jax.random.normal(jax.random.key(1), shape)
+    q = Q.make_quantizer(Q.QuantConfig(default=Q.QuantSpec("affine", 4)), 0, "linear", kind="node",
+                         shape=shape, rngs=nnx.Rngs(0))
+    y, vjp = jax.vjp(lambda v: _materialize(v, q), x)
+    np.testing.assert_array_equal(np.asarray(y), np.asarray(x))
+    np.testing.assert_array_equal(np.asarray(vjp(ct)[0]), np.asarray(ct))
+    jitted = jax.jit(jax.grad(lambda v: jnp.sum(_materialize(v, q)[jnp.asarray([0, 0, 1])] * 2.0)))(x)
+    expect = np.zeros(shape, np.float32)
+    expect[0] = 4.0
+    expect[1] = 2.0
+    np.testing.assert_array_equal(np.asarray(jitted), expect)
+    assert _materialize(x, Q.identity) is x

@@ -142,6 +142,10 @@ def test_bad_config_names_the_field(data, field):
         ({"method": "affine", "granularity": "channel"}, "granularity"),
         ({"method": "affine", "observer": "percentile", "granularity": "column"}, "observer"),
         ({"method": "a2q", "min_bits": 6.0, "max_bits": 4.0}, "min_bits"),
+        ({"method": "dq", "max_samples": 0}, "max_samples"),
+        ({"method": "dq", "max_samples": 1.5}, "max_samples"),
+        ({"method": "dq", "max_samples": True}, "max_samples"),
+        ({"method": "dq", "max_samples": (1 << 24) + 1}, "max_samples"),
     ],
 )
 def test_bad_spec_names_the_field(kwargs, field):
@@ -238,3 +242,18 @@ def test_make_quantizer_and_cost_use_the_override_table():
     assert float(avg_bits(q1, degree)) == pytest.approx(8.0)
     c0 = layer_cost_from_config(cfg, 0, "gcn", 4, 4, 1, degree=degree)
     assert float(c0.input_bits) == pytest.approx((8 + 8 + 4 + 4 + 2 + 2) / 6)
+
+
+@pytest.mark.parametrize("max_samples, in_json", [(4096, False), (512, True), (1, True)])
+def test_max_samples_field_json(max_samples, in_json):
+    """The sub-sample size reaches the plan; JSON omits it at its default and round-trips it otherwise."""
+    from lpgnas.quant import make_plan
+
+    spec = QuantSpec("dq", 4, max_samples=max_samples)
+    assert make_plan(spec, "edge", (1, 8)).max_samples == max_samples
+    obj = spec.to_json()
+    assert ("max_samples" in obj) is in_json
+    assert QuantSpec.from_json(json.loads(json.dumps(obj))) == spec
+    with pytest.raises(ConfigError) as err:
+        QuantConfig.from_json({"default": {"method": "dq", "max_samples": -3}})
+    assert err.value.field == "default.max_samples"

@@ -14,7 +14,7 @@ from lpgnas.quant import (
     QuantStat,
     UniformQuantizer,
 )
-from lpgnas.quant._observers import percentile_range, rowavg_range
+from lpgnas.quant._observers import fold_step, percentile_range, rowavg_range, sample_positions
 
 
 def _q(observer, *, bits=8, shape=(6, 4), granularity="tensor", method="affine", signed=False):
@@ -166,3 +166,48 @@ def test_stats_and_lazy_params_under_nnx_jit_training_step():
     stat_names = {path[-1] for path, _ in nnx.to_flat_state(nnx.state(model, QuantStat))}
     param_names = {path[-1] for path, _ in nnx.to_flat_state(nnx.state(model, nnx.Param))}
     assert stat_names == {"lo", "hi", "count"} and "alpha" in param_names
+
+
+@pytest.mark.parametrize("size, num", [(10, 4096), (212224, 4096), (7, 3), (1, 5)])
+def test_sample_positions_in_range_deterministic_and_spread(size, num):
+    k = jax.random.key(3)
+    a = np.asarray(sample_positions(k, size, num))
+    assert a.dtype == np.int32 and a.shape == (num,) and a.min() >= 0 and a.max() < size
+    np.testing.assert_array_equal(a, np.asarray(sample_positions(jax.random.key_data(k), size, num)))
+    b = np.asarray(sample_positions(jax.random.key(4), size, num))
+    if size > 1:
+        assert not np.array_equal(a, b)  # another key, other positions
+    if num >= 16 * size:  # roughly uniform: every position drawn about num / size times
+        counts = np.bincount(a, minlength=size)
+        assert counts.min() > 0.5 * num / size and counts.max() < 1.5 * num / size
+
+
+def test_fold_step_changes_the_sample_every_step_and_is_pure():
+    words = jax.random.key_data(jax.random.key(0))
+    draws = [np.asarray(sample_positions(fold_step(words, jnp.asarray(t)), 100000, 64)) for t in range(4)]
+    assert all(not np.array_equal(draws[i], draws[j]) for i in range(4) for j in range(i + 1, 4))
+    np.testing.assert_array_equal(draws[2], np.asarray(sample_positions(fold_step(words, jnp.asarray(2)), 100000, 64)))
+
+
+@pytest.mark.parametrize("max_samples, tol", [(4096, 0.15), (1024, 0.3)])
+def test_percentile_spec_max_samples_bounds_the_sample(max_samples, tol):
+    """The spec's sub-sample size is what the observer draws (smaller: coarser estimate)."""
+    q = UniformQuantizer(QuantSpec("dq", 4, signed=False, max_samples=max_samples), kind="node",
+                         shape=(4000, 50), rngs=nnx.Rngs(0))
+    assert q.plan.max_samples == max_samples
+    x = jax.random.normal(jax.random.key(5), (4000, 50))
+    q(x, QuantContext(training=True))
+    assert float(q.lo[...]) == pytest.approx(-2.326, abs=tol)
+    assert float(q.hi[...]) == pytest.approx(2.326, abs=tol)
+    lo, hi, _ = percentile_range(x, None, 0.01, jax.random.key(0), max_samples)
+    assert float(lo) == pytest.approx(-2.326, abs=tol) and float(hi) == pytest.approx(2.326, abs=tol)
+
+
+@pytest.mark.parametrize("protect", [False, True])
+def test_percentile_compiles_to_top_k_not_a_sort(protect):
+    """Both tails from XLA's TopK (a full sort of the sample is ~30x slower on CPU), with or without
+    protected rows (a constant rank used to defeat the TopK rewrite)."""
+    x = jax.random.normal(jax.random.key(0), (3000, 16))
+    valid = (jnp.arange(3000) % 5 != 0) if protect else None
+    text = jax.jit(lambda v: percentile_range(v, valid, 0.01, jax.random.key(1))).lower(x).compile().as_text()
+    assert " sort(" not in text

@@ -162,8 +162,11 @@ class GNNLayer(nnx.Module):
         )
 
         xq = self._quantize_input(x, node_ctx)
-        w = self.q_weight(self.kernel[...], w_ctx)
-        hx = self.q_linear(_matmul(xq, w), node_ctx)
+        w = self._weight(self.kernel[...], w_ctx, xq)
+        pre = _matmul(xq, w)
+        if isinstance(xq, SparseRows):  # the compact product's backward reads q_linear's cotangent per non-zero
+            pre = _materialize(pre, self.q_linear)
+        hx = _materialize(self.q_linear(pre, node_ctx), self.q_linear)  # gathered per edge
 
         if spec.op == "gcn":
             norm = self.q_edge_weight(gcn_norm(ga), edge_ctx)
@@ -172,7 +175,7 @@ class GNNLayer(nnx.Module):
         elif spec.op == "sage":
             msg = self.q_message(hx[senders], edge_ctx)
             agg = self.q_aggregate(aggregate(msg, receivers, n, spec.aggregator), node_ctx)
-            root = self.q_weight(self.root[...], w_ctx)
+            root = self._weight(self.root[...], w_ctx, xq)
             out = agg + _matmul(xq, root)
         elif spec.op == "gin":
             msg = self.q_message(hx[senders], edge_ctx)
@@ -189,8 +192,13 @@ class GNNLayer(nnx.Module):
             if self.skip_kernel is None:
                 out = out + (xq.todense() if isinstance(xq, SparseRows) else xq)
             else:
-                out = out + _matmul(xq, self.q_weight(self.skip_kernel[...], w_ctx))
+                out = out + _matmul(xq, self._weight(self.skip_kernel[...], w_ctx, xq))
         return self.q_output(out, node_ctx)
+
+    def _weight(self, kernel, w_ctx, xq):
+        """The quantised ``kernel``; materialised when a row-compact input gathers its rows."""
+        w = self.q_weight(kernel, w_ctx)
+        return _materialize(w, self.q_weight) if isinstance(xq, SparseRows) else w
 
     def _quantize_input(self, x, node_ctx):
         """The quantised input: dense, an unquantised ``BCOO``, or a :class:`SparseRows` whose values
@@ -198,7 +206,8 @@ class GNNLayer(nnx.Module):
         the rows are densified first)."""
         if isinstance(x, SparseRows):
             if _quant.row_compact_exact(self.q_input):
-                return x.with_values(self.q_input(x.values, node_ctx))
+                # materialised: the compact product reads each value once per output channel
+                return x.with_values(_materialize(self.q_input(x.values, node_ctx), self.q_input))
             x = x.todense()
         elif isinstance(x, jsparse.BCOO):
             if self.q_input is _quant.identity and not self.spec.skip:
@@ -230,6 +239,35 @@ class GNNLayer(nnx.Module):
         if spec.concat:
             return agg
         return agg.reshape(n, h, f).mean(axis=1)
+
+
+def _copy_rows(x: jax.Array) -> jax.Array:
+    rows = jnp.arange(x.shape[0], dtype=jnp.int32)
+    return jnp.zeros_like(x).at[rows].add(x, indices_are_sorted=True, unique_indices=True)
+
+
+@jax.custom_vjp
+def _fusion_barrier(x: jax.Array) -> jax.Array:
+    """``x`` (and, backwards, the cotangent) unchanged but materialised: a scatter-add into zeros is
+    an exact copy (``0 + v == v``) that no XLA fusion crosses."""
+    return _copy_rows(x)
+
+
+_fusion_barrier.defvjp(lambda x: (_copy_rows(x), None), lambda _, ct: (_copy_rows(ct),))
+
+
+def _materialize(x: jax.Array, quantizer) -> jax.Array:
+    """``x`` unchanged, but computed once before a gather reads it (when ``quantizer`` is not the identity).
+
+    XLA on CPU fuses an elementwise producer, such as a fake-quantiser or its backward, into every
+    gather (or gather transpose) that reads it, so the quantisation is recomputed per gathered row
+    (per edge for ``hx[senders]``, per stored non-zero and output channel for a row-compact matmul);
+    that made quantised epochs up to 2x slower than needed. :func:`_fusion_barrier` materialises
+    the tensor (forwards) and its cotangent (backwards) once.
+    """
+    if quantizer is _quant.identity:
+        return x
+    return _fusion_barrier(x)
 
 
 def _matmul(x, w: jax.Array) -> jax.Array:

@@ -7,7 +7,7 @@ named presets in :data:`PRESETS`). Every quantiser has a reference integer path:
 ``dequantize(*q.to_integer(x)) == q(x, QuantContext())`` bit for bit.
 """
 
-from lpgnas.quant._a2q import a2q_local_fake_quant, a2q_row_error, degree_bucket, nns_select
+from lpgnas.quant._a2q import a2q_local_fake_quant, a2q_local_grads, a2q_row_error, degree_bucket, nns_select
 from lpgnas.quant._context import Identity, QuantContext, Quantizer, identity
 from lpgnas.quant._core import (
     IntegerTensor,
@@ -116,6 +116,7 @@ __all__ = [
     "a2q_memory_kb",
     "a2q_memory_penalty",
     "a2q_local_fake_quant",
+    "a2q_local_grads",
     "a2q_row_error",
     "nns_select",
     "degree_bucket",

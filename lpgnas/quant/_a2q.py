@@ -25,9 +25,11 @@ the node/edge A2Q quantisers (see :func:`lpgnas.quant.a2q_memory_penalty`).
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lpgnas.quant._core import (
     cond,
@@ -39,6 +41,7 @@ from lpgnas.quant._core import (
     reduce_axes,
     round_ste,
     stat_shape,
+    sum_to,
     uniform_codes,
 )
 
@@ -47,6 +50,7 @@ __all__ = [
     "a2q_params",
     "a2q_local_fake_quant",
     "a2q_row_error",
+    "a2q_local_grads",
     "degree_bucket",
     "nns_select",
 ]
@@ -162,41 +166,90 @@ def a2q_params(plan, state: dict, x: jax.Array, ctx) -> tuple[QParams, dict]:
     return QParams(s_eff, zp, qmin, qmax, bits=b_c), new_state
 
 
-def a2q_row_error(x: jax.Array, s: jax.Array, b: jax.Array, signed: bool) -> jax.Array:
+def a2q_row_error(x: jax.Array, s: jax.Array, b: jax.Array, signed: bool, row_size: int | None = None) -> jax.Array:
     """``sum_i mean_j |x_ij - x_hat_ij|``: the local quantisation error whose gradient trains
-    ``s`` and ``b`` (straight-through rounding of both ``x / s`` and ``b``)."""
+    ``s`` and ``b`` (straight-through rounding of both ``x / s`` and ``b``).
+
+    ``row_size``: the number of elements the mean of a row is over (default: the row's size in
+    ``x``). A row-compact input passes its dense width: its padding zeros stand for the row's zeros,
+    which quantise to zero with zero error and zero gradient, so the mean is the dense one.
+    """
     qmin, qmax = qrange_array(round_ste(b), signed)
     err = jnp.abs(x - fake_quant(x, s, 0.0, qmin, qmax, "clip"))
     axes = tuple(range(1, x.ndim))
-    per_row = jnp.mean(err, axis=axes) if axes else err
+    if not axes:
+        return jnp.sum(err)
+    if row_size is None:
+        per_row = jnp.mean(err, axis=axes)
+    else:
+        per_row = jnp.sum(err, axis=axes) / jnp.asarray(row_size, err.dtype)
     return jnp.sum(per_row)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4))
-def _local_fq(x, s, b, signed, backward):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
+def _local_fq(x, s, b, signed, backward, row_size):
     qmin, qmax = qrange_array(jnp.round(b), signed)
     zp = jnp.zeros_like(s)
     return _dequant(uniform_codes(x, s, zp, qmin, qmax), s, zp)
 
 
-def _local_fwd(x, s, b, signed, backward):
-    return _local_fq(x, s, b, signed, backward), (x, s, b)
+def _local_fwd(x, s, b, signed, backward, row_size):
+    return _local_fq(x, s, b, signed, backward, row_size), (x, s, b)
 
 
-def _local_bwd(signed, backward, res, ct):
+def a2q_local_grads(x, s, b, signed: bool, row_size: int | None = None) -> tuple[jax.Array, jax.Array]:
+    """``(dE/ds, dE/db)`` of :func:`a2q_row_error`, derived by hand and computed in one pass over ``x``
+    (``jax.grad`` of the error needs several passes and reductions, which
+    made the Local Gradient the bulk of an A2Q training step).
+
+    Per element, with ``v = x / s``, ``x_hat = clip(round(v), qmin, qmax) * s`` and
+    ``e = -sign(x - x_hat)``: ``dE/ds`` sums ``e * (qmin | qmax | round(v) - v)`` (below / above /
+    inside the code range) and ``dE/db`` sums ``e * s`` where clipped, times ``dqmin/db`` or
+    ``dqmax/db`` (``2^(b-1) ln 2`` signed, ``2^b ln 2`` unsigned); both divided by the row size.
+    (Sibling reductions of one elementwise pass; stacking them into one reduction materialises the
+    stack and is slower on CPU.)
+    """
+    bits = jnp.round(b)
+    qmin, qmax = qrange_array(bits, signed)
+    v = x / s
+    below = v < qmin
+    above = v > qmax
+    x_hat = _dequant(jnp.clip(jnp.round(v), qmin, qmax), s, jnp.zeros_like(s))
+    e = -jnp.sign(x - x_hat)
+    zero = jnp.zeros_like(x)
+    c_s = e * jnp.where(below, qmin, jnp.where(above, qmax, jnp.round(v) - v))
+    c_lo = jnp.where(below, e * s, zero)
+    c_hi = jnp.where(above, e * s, zero)
+    if x.ndim <= 1:
+        norm = 1.0
+    else:
+        norm = float(row_size if row_size is not None else np.prod(x.shape[1:], dtype=np.int64))
+    g_s, g_lo, g_hi = sum_to(c_s, s.shape), sum_to(c_lo, b.shape), sum_to(c_hi, b.shape)
+    ln2 = math.log(2.0)
+    if signed:
+        half = qmax + 1.0  # 2^(bits - 1)
+        g_b = (g_hi - g_lo) * (half * ln2)
+    else:
+        g_b = g_hi * ((qmax + 1.0) * ln2)
+    inv = jnp.asarray(1.0 / norm, x.dtype)
+    return g_s * inv, g_b * inv
+
+
+def _local_bwd(signed, backward, row_size, res, ct):
     x, s, b = res
     qmin, qmax = qrange_array(jnp.round(b), signed)
     v = x / s
     inside = jnp.logical_and(v >= qmin, v <= qmax)
     gx = ct if backward == "ste" else jnp.where(inside, ct, jnp.zeros_like(ct))
-    gs, gb = jax.grad(a2q_row_error, argnums=(1, 2))(x, s, b, signed)
+    gs, gb = a2q_local_grads(x, s, b, signed, row_size)
     return gx, gs, gb
 
 
 _local_fq.defvjp(_local_fwd, _local_bwd)
 
 
-def a2q_local_fake_quant(x, s, b, *, signed: bool, backward: str = "clip") -> jax.Array:
+def a2q_local_fake_quant(x, s, b, *, signed: bool, backward: str = "clip", row_size: int | None = None) -> jax.Array:
     """A2Q fake quantisation whose parameter gradients are those of :func:`a2q_row_error` (the
-    Local Gradient method) whatever the upstream gradient; ``x`` gets the STE/clip gradient."""
-    return _local_fq(x, s, b, bool(signed), backward)
+    Local Gradient method, rows averaged over ``row_size`` elements) whatever the upstream
+    gradient; ``x`` gets the STE/clip gradient."""
+    return _local_fq(x, s, b, bool(signed), backward, None if row_size is None else int(row_size))

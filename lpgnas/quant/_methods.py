@@ -65,11 +65,12 @@ from lpgnas.quant._observers import (
     init_range,
     masked_mean_abs,
     masked_minmax,
+    fold_step,
     observe,
     sample_elements,
     update_range,
 )
-from lpgnas.quant._spec import KINDS, DegreeBits, QuantSpec
+from lpgnas.quant._spec import KINDS, MAX_SAMPLES, DegreeBits, QuantSpec
 
 __all__ = [
     "QuantPlan",
@@ -84,7 +85,6 @@ __all__ = [
 ]
 
 ALPHA_GRID = tuple(float(a) for a in np.round(np.linspace(0.1, 1.0, 19), 4))
-MAX_SAMPLES = 4096
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,7 +127,8 @@ def make_plan(
         raise ConfigError("shape", f"must be a non-empty tuple of positive sizes, got {shape}")
     if kind == "weight":
         degree_bits = None
-    return QuantPlan(spec, kind, shape, spec.resolved_observer(kind), spec.resolved_backward(), degree_bits)
+    return QuantPlan(spec, kind, shape, spec.resolved_observer(kind), spec.resolved_backward(), degree_bits,
+                     spec.max_samples)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -192,7 +193,7 @@ def _range(plan: QuantPlan, state: dict, x, ctx, valid):
     if ctx.training:
         key = None
         if plan.observer == "percentile":
-            key = jax.random.fold_in(jax.random.wrap_key_data(state["key"]), rs.count)
+            key = fold_step(state["key"], rs.count)  # this step's sampling key (integer hashing)
         cur = observe(
             plan.observer,
             x,
@@ -387,6 +388,13 @@ def quant_params(plan: QuantPlan, state: dict, x: jax.Array, ctx: QuantContext):
     return _PARAMS[plan.method](plan, state, x, ctx)
 
 
+def _row_size(plan: QuantPlan, x: jax.Array) -> int:
+    """Elements per row of the tensor the plan describes: the plan's (dense) row size, so that a
+    row-compact input (fewer stored columns) is averaged like the dense rows it stands for."""
+    shape = plan.shape if len(plan.shape) == x.ndim and plan.kind != "weight" else x.shape
+    return int(np.prod(shape[1:], dtype=np.int64)) if len(shape) > 1 else 1
+
+
 def _fake(plan: QuantPlan, qp: QParams, x: jax.Array) -> jax.Array:
     if plan.method in ("binary", "ternary"):
         return sign_fake_quant(
@@ -397,10 +405,13 @@ def _fake(plan: QuantPlan, qp: QParams, x: jax.Array) -> jax.Array:
             backward=plan.backward,
         )
     if plan.method == "a2q":
+        row_size = _row_size(plan, x)
         if plan.kind != "weight" and plan.spec.local_gradient:
-            return a2q_local_fake_quant(x, qp.scale, qp.bits, signed=plan.signed, backward=plan.backward)
+            return a2q_local_fake_quant(x, qp.scale, qp.bits, signed=plan.signed, backward=plan.backward,
+                                        row_size=row_size)
         qp_static = qrange(plan.bits, plan.signed)[1]
-        g = lsq_grad_scale(x.size // max(int(np.prod(qp.scale.shape)), 1), max(qp_static, 1))
+        numel = (x.shape[0] if x.ndim else 1) * row_size
+        g = lsq_grad_scale(numel // max(int(np.prod(qp.scale.shape)), 1), max(qp_static, 1))
         return fake_quant(x, scale_grad(qp.scale, g), qp.zero_point, qp.qmin, qp.qmax, plan.backward)
     return fake_quant(x, qp.scale, qp.zero_point, qp.qmin, qp.qmax, plan.backward)
 
@@ -456,10 +467,17 @@ def row_compact_exact(q, kind: str = "node") -> bool:
     Hence the values at the non-zeros, the padding (exact zeros), the observer state and the
     gradients are those of the dense quantiser.
 
+    A2Q on node/edge tensors is exact too: per-row step and bits (zero point 0, so a zero is code 0
+    with zero error and zero gradient to ``s_i``/``b_i``), the step initialised from the row's
+    ``max |x|`` (an extremum), nearest-neighbour matching on the same ``max |x|``, and the Local
+    Gradient error averaged over the plan's dense row width (not the stored ``K``). Values, state and
+    input gradients are bit for bit; the step/bit-width gradients are the same sums over a row's
+    non-zeros, equal up to float32 summation order (like the compact product's weight gradient).
+
     Not exact (False): statistics over all elements that are not extrema -- ``percentile`` (samples
     elements), ``lsq`` (step initialised from ``mean|x|``), ``binary``/``ternary`` (``mean|x|``;
-    binary maps 0 to ``+scale``), ``alpha`` (grid search on summed or sampled errors), ``a2q``
-    (per-row mean error) -- and ``column`` granularity (compact columns are not feature columns).
+    binary maps 0 to ``+scale``), ``alpha`` (grid search on summed or sampled errors), ``a2q`` weights
+    (one statistic per column) -- and ``column`` granularity (compact columns are not feature columns).
     """
     if q is None or isinstance(q, Identity):
         return True
@@ -474,4 +492,6 @@ def row_compact_exact(q, kind: str = "node") -> bool:
         return True
     if plan.method in ("affine", "dq", "sgquant"):
         return plan.granularity in ("tensor", "row") and plan.observer in _EXTREMA_OBSERVERS
+    if plan.method == "a2q":
+        return plan.kind != "weight"
     return False

@@ -6,7 +6,8 @@ Observer kinds:
 * ``"minmax"`` -- running min/max: ``lo <- min(lo, cur_lo)``, ``hi <- max(hi, cur_hi)``;
 * ``"ema"`` -- exponential moving average ``m <- m + momentum * (cur - m)`` (momentum 0.01);
 * ``"percentile"`` -- Degree-Quant: the ``p`` and ``1 - p`` percentiles of at most ``max_samples``
-  randomly sampled elements (never a sort of the full tensor), EMA-tracked;
+  (a spec field, default 4096) pseudo-randomly sampled elements, deterministic given the step key
+  (never a sort of the full tensor; one ``top_k`` of the sample's tails), EMA-tracked;
 * ``"rowavg"`` -- SGQuant: the mean over rows of each row's min and max, EMA-tracked.
 
 The first update sets the statistic to the current value. Rows marked invalid (Degree-Quant
@@ -32,6 +33,9 @@ __all__ = [
     "masked_minmax",
     "masked_mean_abs",
     "sample_elements",
+    "sample_positions",
+    "fold_step",
+    "key_words",
     "percentile_range",
     "rowavg_range",
     "observe",
@@ -95,9 +99,56 @@ def masked_mean_abs(x: jax.Array, valid: jax.Array | None, granularity: str) -> 
     return total / jnp.maximum(count, 1.0)
 
 
+_GOLDEN = 0x9E3779B9  # 2^32 / golden ratio: a Weyl-sequence increment
+
+
+def _u32(v) -> jax.Array:
+    return jnp.asarray(np.uint32(v))
+
+
+def _mix32(h: jax.Array) -> jax.Array:
+    """MurmurHash3's 32-bit finaliser (an avalanching bijection on ``uint32``)."""
+    h = h ^ (h >> _u32(16))
+    h = h * _u32(0x85EBCA6B)
+    h = h ^ (h >> _u32(13))
+    h = h * _u32(0xC2B2AE35)
+    return h ^ (h >> _u32(16))
+
+
+def key_words(key: jax.Array) -> jax.Array:
+    """The ``uint32`` words of a PRNG key (a typed key or raw key data)."""
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    return jnp.asarray(key).astype(jnp.uint32).reshape(-1)
+
+
+def fold_step(words: jax.Array, step: jax.Array) -> jax.Array:
+    """Key words for training step ``step``: every word mixed with the step (cheap integer hashing;
+    a ``jax.random.fold_in`` is a threefry loop per call)."""
+    words = jnp.asarray(words).astype(jnp.uint32)
+    s = _mix32(jnp.asarray(step).astype(jnp.uint32) * _u32(_GOLDEN) + _u32(0x632BE5AB))
+    return _mix32(words ^ s)
+
+
+def sample_positions(key: jax.Array, size: int, num: int) -> jax.Array:
+    """``num`` pseudo-random positions in ``[0, size)`` (``int32``, with replacement), a pure
+    function of ``key`` (a PRNG key or its ``uint32`` words): ``hash(i, key) mod size``.
+
+    A counter-based integer hash, one fused elementwise pass, instead of ``jax.random.randint``
+    (two threefry loops and a key split per call, which dominated a Degree-Quant step on CPU).
+    The modulo bias is below ``size / 2^32``.
+    """
+    words = key_words(key)
+    h = jnp.arange(num, dtype=jnp.uint32) * _u32(_GOLDEN)
+    for j in range(words.shape[0]):
+        h = _mix32(h ^ words[j])
+    return (h % _u32(size)).astype(jnp.int32)
+
+
 def sample_elements(x: jax.Array, valid: jax.Array | None, key: jax.Array, max_samples: int):
     """``(values [S], ok [S])``: all elements when ``x.size <= max_samples``, else ``max_samples``
-    elements drawn uniformly (with replacement) with ``key``; ``ok`` marks elements of valid rows."""
+    elements drawn (with replacement) at :func:`sample_positions` of ``key``; ``ok`` marks elements
+    of valid rows."""
     x = jax.lax.stop_gradient(x)
     flat = x.reshape(-1)
     row_size = int(np.prod(x.shape[1:], dtype=np.int64)) if x.ndim > 1 else 1
@@ -105,7 +156,7 @@ def sample_elements(x: jax.Array, valid: jax.Array | None, key: jax.Array, max_s
         vals = flat
         idx = jnp.arange(flat.shape[0], dtype=jnp.int32)
     else:
-        idx = jax.random.randint(key, (max_samples,), 0, flat.shape[0], dtype=jnp.int32)
+        idx = sample_positions(key, flat.shape[0], max_samples)
         vals = flat[idx]
     if valid is None:
         return vals, jnp.ones(vals.shape, bool)
@@ -114,18 +165,24 @@ def sample_elements(x: jax.Array, valid: jax.Array | None, key: jax.Array, max_s
 
 def percentile_range(x, valid, p: float, key, max_samples: int = 4096):
     """``(lo, hi, ok)``: the ``p`` and ``1 - p`` quantiles (nearest rank) of sampled valid elements,
-    from the ``p`` tails of at most ``max_samples`` values (``top_k``; no sort)."""
+    from the ``p`` tails of at most ``max_samples`` values (one ``top_k`` of both tails; no sort)."""
     vals, ok = sample_elements(x, valid, key, max_samples)
     n = jnp.sum(ok.astype(jnp.int32))
     last = jnp.maximum(n - 1, 0).astype(jnp.float32)
     # Nearest rank: lo is the floor(p * last)-th smallest valid value, hi the ceil((1 - p) * last)-th,
-    # i.e. the floor(p * last)-th largest. Both tails come from top_k with a static k (O(S), no sort).
+    # i.e. the floor(p * last)-th largest. Both tails come from one top_k with a static k (O(S), no
+    # sort) over the stacked [values; -values] (invalid entries -inf, so they rank last).
     k = min(int(np.floor(p * (vals.shape[0] - 1))) + 1, vals.shape[0])
     r = jnp.floor(p * last).astype(jnp.int32)
     inf = jnp.asarray(jnp.inf, vals.dtype)
-    largest = jax.lax.top_k(jnp.where(ok, vals, -inf), k)[0]
-    smallest = -jax.lax.top_k(jnp.where(ok, -vals, -inf), k)[0]
-    return smallest[r], largest[r], n > 0
+    both = jnp.where(ok[None, :], jnp.stack([vals, -vals]), -inf)
+    tails = jax.lax.top_k(both, k)[0]  # [2, k], descending
+    # tails[:, r] as the minimum of the first r + 1 entries (equal: they are sorted): a reduction keeps
+    # XLA's sort+slice -> TopK rewrite, which an element read at a constant r (no protected rows)
+    # would defeat (a full sort instead; 30x slower on CPU).
+    first = (jnp.arange(k, dtype=jnp.int32) <= r)[None, :]
+    at_r = jnp.min(jnp.where(first, tails, inf), axis=1)
+    return -at_r[1], at_r[0], n > 0
 
 
 def rowavg_range(x, valid):

@@ -54,6 +54,8 @@ COMPONENTS = (
 )
 KINDS = ("weight", "node", "edge")
 SGQUANT_ALLOWED_BITS = (1, 2, 4, 8, 16, 32)
+MAX_SAMPLES = 4096  # default sub-sample size of the sampling statistics (QuantSpec.max_samples)
+MAX_SAMPLES_LIMIT = 1 << 24
 
 # method -> (default bits, default activation observer, default backward)
 METHOD_DEFAULTS: dict[str, tuple[int, str | None, str]] = {
@@ -107,6 +109,9 @@ class QuantSpec:
     momentum: EMA momentum of the running observers. min_bits / max_bits: A2Q bit-width bounds.
     local_gradient: A2Q trains node/edge step and bits with the local quantisation error.
     nns_buckets: A2Q nearest-neighbour search per in-degree bucket (0 = one global pool).
+    max_samples: sub-sample size of the sampling statistics (``percentile`` observer; per-tensor
+      ``alpha`` grid search): at most this many elements per step, drawn deterministically from the
+      step key; smaller tensors are used whole. Left out of :meth:`to_json` at its default.
     """
 
     method: str = "fp32"
@@ -122,6 +127,7 @@ class QuantSpec:
     max_bits: float = 8.0
     local_gradient: bool = True
     nns_buckets: int = 0
+    max_samples: int = MAX_SAMPLES
 
     def __post_init__(self):
         _check_choice("method", self.method, METHODS)
@@ -165,6 +171,11 @@ class QuantSpec:
             raise ConfigError("local_gradient", f"must be true or false, got {self.local_gradient!r}")
         if not (_is_int(self.nns_buckets) and 0 <= self.nns_buckets <= 32):
             raise ConfigError("nns_buckets", f"must be an integer in 0..32, got {self.nns_buckets!r}")
+        if not (_is_int(self.max_samples) and 1 <= self.max_samples <= MAX_SAMPLES_LIMIT):
+            raise ConfigError(
+                "max_samples", f"must be an integer in 1..{MAX_SAMPLES_LIMIT}, got {self.max_samples!r}"
+            )
+        object.__setattr__(self, "max_samples", int(self.max_samples))
 
     # -- derived ------------------------------------------------------------------------------
     @property
@@ -195,7 +206,10 @@ class QuantSpec:
         return dataclasses.replace(self, **changes)
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        out = dataclasses.asdict(self)
+        if self.max_samples == MAX_SAMPLES:  # newer field: omitted at its default (older readers)
+            del out["max_samples"]
+        return out
 
     @classmethod
     def from_json(cls, data: Any, *, field: str = "spec", source=None) -> QuantSpec:
@@ -297,9 +311,12 @@ class DegreeBits:
         """Bits per degree (``int32`` array, jit-friendly)."""
         import jax.numpy as jnp
 
-        thr = jnp.asarray(self.thresholds, jnp.int32)
+        d = jnp.asarray(degree).astype(jnp.int32)
+        thr = jnp.asarray(self.thresholds, jnp.int32).reshape((1,) * d.ndim + (len(self.thresholds),))
         bits = jnp.asarray(self.bits, jnp.int32)
-        return bits[jnp.searchsorted(thr, jnp.asarray(degree).astype(jnp.int32), side="left")]
+        # searchsorted(thr, d, side="left") == the number of thresholds below d: one fused compare
+        # and count over a handful of thresholds (searchsorted is a loop per call on CPU)
+        return bits[jnp.sum((d[..., None] > thr).astype(jnp.int32), axis=-1)]
 
     def to_json(self) -> dict:
         return {"thresholds": list(self.thresholds), "bits": list(self.bits)}
