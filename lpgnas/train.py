@@ -214,12 +214,23 @@ def _correct(logits: jax.Array, labels: jax.Array, mask: jax.Array) -> jax.Array
     return jnp.sum(hit.astype(jnp.float32))
 
 
-def _dq_mask(key, in_degree, dq):
+def _dq_probability(in_degree, dq):
+    """Degree-Quant's per-node protection probability (``None`` without DQ): one sort of the degrees,
+    so node tasks compute it once per chunk, not per epoch."""
     if dq is None:
         return None
-    from lpgnas.quant import dq_protect_mask
+    from lpgnas.quant import dq_protect_probability
 
-    return dq_protect_mask(key, in_degree, p_min=dq[0], p_max=dq[1])
+    return dq_protect_probability(in_degree, p_min=dq[0], p_max=dq[1])
+
+
+def _dq_mask(key, prob):
+    """The protective mask drawn from :func:`_dq_probability` (``None`` without DQ)."""
+    if prob is None:
+        return None
+    from lpgnas.quant import dq_sample_mask
+
+    return dq_sample_mask(key, prob)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -282,10 +293,10 @@ def _node_program(graphdef, tx, config: TrainConfig):
         _, _, new_rest = _split(model)
         return logits, aux, new_rest
 
-    def epoch_body(c: _NodeCarry, data) -> _NodeCarry:
+    def epoch_body(c: _NodeCarry, data, dq_prob) -> _NodeCarry:
         x, ga, labels, train_m, val_m, test_m = data
         key, k_drop, k_dq = jax.random.split(c.key, 3)
-        protect = _dq_mask(k_dq, ga.in_degree, config.dq)
+        protect = _dq_mask(k_dq, dq_prob)
 
         def loss_fn(params):
             logits, aux, new_rest = forward(params, c.rest, x, ga, True, k_drop, protect)
@@ -330,8 +341,10 @@ def _node_program(graphdef, tx, config: TrainConfig):
 
     @jax.jit
     def run_chunk(carry: _NodeCarry, data) -> _NodeCarry:
+        dq_prob = _dq_probability(data[1].in_degree, config.dq)
+
         def body(_, c):
-            return jax.lax.cond(c.stopped, lambda c: c, lambda c: epoch_body(c, data), c)
+            return jax.lax.cond(c.stopped, lambda c: c, lambda c: epoch_body(c, data, dq_prob), c)
 
         return jax.lax.fori_loop(0, config.chunk, body, carry)
 
@@ -428,7 +441,7 @@ def _graph_program(graphdef, tx, config: TrainConfig):
 
     def loss_fn(params, rest, x, ga, labels, gmask, key):
         m = nnx.merge(graphdef, params, rest)
-        protect = _dq_mask(jax.random.fold_in(key, 1), ga.in_degree, config.dq)
+        protect = _dq_mask(jax.random.fold_in(key, 1), _dq_probability(ga.in_degree, config.dq))
         logits = m(x, ga, training=True, key=key, protect=protect)
         loss = _xent(logits, labels, gmask)
         if config.aux_loss is not None:

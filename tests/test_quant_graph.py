@@ -17,6 +17,7 @@ from lpgnas.quant import (
     a2q_memory_penalty,
     avg_bits,
     dq_protect_mask,
+    dq_sample_mask,
     dq_protect_probability,
     in_degree,
     make_quantizer,
@@ -196,3 +197,12 @@ def test_a2q_single_row_shape_shares_one_pair_across_rows():
     np.testing.assert_allclose(np.asarray(y), [[0.0, -1.0, 7.0], [0.0, 0.0, 0.0]], atol=1e-6)
     g = nnx.grad(lambda q: jnp.sum(q(x * 3.0, QuantContext(True))))(q)
     assert float(g["step"][...][0, 0]) != 0.0
+
+
+@pytest.mark.parametrize("p_min, p_max", [(0.0, 0.1), (0.1, 0.2)])
+def test_sampling_from_precomputed_probabilities_is_the_same_mask(p_min, p_max):
+    deg = jnp.asarray(np.random.default_rng(0).integers(0, 40, 500), jnp.int32)
+    prob = dq_protect_probability(deg, p_min=p_min, p_max=p_max)
+    for i in range(5):
+        key = jax.random.key(i)
+        np.testing.assert_array_equal(dq_sample_mask(key, prob), dq_protect_mask(key, deg, p_min=p_min, p_max=p_max))

@@ -20,7 +20,7 @@ from lpgnas.quant._core import (
     scale_grad,
     sign_fake_quant,
 )
-from lpgnas.quant._graph import dq_protect_mask, dq_protect_probability, in_degree
+from lpgnas.quant._graph import dq_protect_mask, dq_protect_probability, dq_sample_mask, in_degree
 from lpgnas.quant._methods import (
     QuantPlan,
     affine_qparams,
@@ -111,6 +111,7 @@ __all__ = [
     # graph-aware methods
     "in_degree",
     "dq_protect_mask",
+    "dq_sample_mask",
     "dq_protect_probability",
     "sgquant_bits_for_degree",
     "a2q_memory_kb",

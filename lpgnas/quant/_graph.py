@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-__all__ = ["in_degree", "dq_protect_probability", "dq_protect_mask"]
+__all__ = ["in_degree", "dq_protect_probability", "dq_protect_mask", "dq_sample_mask"]
 
 
 def in_degree(receivers: jax.Array, num_nodes: int) -> jax.Array:
@@ -28,5 +28,10 @@ def dq_protect_mask(key: jax.Array, in_degree: jax.Array, *, p_min: float, p_max
     precision during this training step) with probability ``p(d_i)`` (see
     :func:`dq_protect_probability`). Layers pass ``protect`` for node tensors and
     ``protect[senders]`` for edge tensors."""
-    p = dq_protect_probability(in_degree, p_min=p_min, p_max=p_max)
-    return jax.random.uniform(key, p.shape) < p
+    return dq_sample_mask(key, dq_protect_probability(in_degree, p_min=p_min, p_max=p_max))
+
+
+def dq_sample_mask(key: jax.Array, probability: jax.Array) -> jax.Array:
+    """Draw the protective mask from precomputed :func:`dq_protect_probability` values (the
+    probabilities depend on the graph only, so a trainer computes them once)."""
+    return jax.random.uniform(key, probability.shape) < probability
