@@ -349,3 +349,27 @@ def test_supernet_forward_is_finite_with_gumbel_and_training(graph, arrays):
 
     out = run(nnx.as_pure(state), jax.random.key(1))
     assert out.shape == (graph.num_nodes, graph.num_classes) and bool(jnp.all(jnp.isfinite(out)))
+
+
+# -- exact rewrites of the supernet's hot paths ----------------------------------------------------
+
+@pytest.mark.parametrize("heads, width, seed", [(1, 4, 0), (3, 5, 1), (8, 16, 2)])
+def test_gene_linear_logits_equal_the_layer_library(arrays, heads, width, seed):
+    from lpgnas.nn import attention_logits
+    from lpgnas.supernet._layer import _gene_linear_logits
+
+    _, ga = arrays
+    ks = jax.random.split(jax.random.key(seed), 4)
+    hh = jax.random.normal(ks[0], (ga.num_nodes, heads, width), jnp.float32)
+    src, dst, gen = (jax.random.normal(k, (heads, width), jnp.float32) for k in ks[1:])
+    ct = jax.random.normal(jax.random.key(seed + 10), (ga.loop_senders.shape[0], heads), jnp.float32)
+
+    def f(fn):
+        return jax.value_and_grad(lambda *a: jnp.sum(fn(*a, ga.loop_senders, ga.loop_receivers) * ct),
+                                  argnums=(0, 1, 2, 3))
+
+    v0, g0 = f(lambda h, s, d, g, snd, rcv: attention_logits("gene-linear", h, s, d, g, snd, rcv))(hh, src, dst, gen)
+    v1, g1 = f(_gene_linear_logits)(hh, src, dst, gen)
+    np.testing.assert_allclose(float(v1), float(v0), rtol=1e-5)
+    for a, b in zip(g0, g1):
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-4)

@@ -42,6 +42,17 @@ def _at_least(options, size: int) -> np.ndarray:
     return (np.arange(size)[None, :] < opts[:, None]).astype(np.float32)
 
 
+def _gene_linear_logits(hh, att_src, att_dst, att_gen, senders, receivers):
+    """GeniePath logits ``a_g . tanh(a_s * h_j + a_d * h_i)`` (``[E, H]``), the function
+    :func:`lpgnas.nn.attention_logits` computes, with the products taken on the nodes before the
+    gather and the contraction with ``a_g`` as one ``einsum`` (its gradient to ``a_g`` is then a
+    contraction too, instead of a broadcast ``[E, H, F]`` copy of ``a_g``)."""
+    src = hh * att_src[None]
+    dst = hh * att_dst[None]
+    gen = jnp.tanh(src[senders] + dst[receivers])
+    return jnp.einsum("ekf,kf->ek", gen, att_gen)
+
+
 class SuperLayer(nnx.Module):
     """The relaxed layer of one :class:`Slot`. Decisions with more than one candidate own an
     :class:`ArchLogit` ``alpha_<decision>``; quantised components own a :class:`MixedQuantizer`
@@ -181,7 +192,10 @@ class SuperLayer(nnx.Module):
         gen = self.att_gen[...] if "gene-linear" in self.soft_attentions else None
         logits = []
         for att in self.soft_attentions:
-            lg = attention_logits(att, hh, self.att_src[...], self.att_dst[...], gen, senders, receivers)
+            if att == "gene-linear":
+                lg = _gene_linear_logits(hh, self.att_src[...], self.att_dst[...], gen, senders, receivers)
+            else:
+                lg = attention_logits(att, hh, self.att_src[...], self.att_dst[...], gen, senders, receivers)
             logits.append(lg)
         s = len(logits)
         stacked = jnp.stack(logits, axis=-1).reshape(e, k * s)  # [E', K * S]
