@@ -52,6 +52,11 @@ def _row(label: str, r) -> str:
             f"{r.compression:.2f}x | {r.feature_compression:.2f}x |")
 
 
+def _spaces(space: str) -> str:
+    names = [f"`{n.strip()}`" for n in space.split(",")]
+    return f"the {names[0]} space" if len(names) == 1 else f"a space drawn per trial from {', '.join(names)}"
+
+
 def report(runs, args) -> str:
     lines = [
         "# Differentiable tune: LPGNAS searches over lambda, retrained (`lpgnas tune --backend differentiable`)",
@@ -63,7 +68,7 @@ def report(runs, args) -> str:
         + (f" --runs {args.runs}" if args.runs != RUNS else "") + (f" --out {args.out}" if args.out != OUT else "")
         + "`.",
         "",
-        f"Each trial: one search of the `{args.space}` space ({args.epochs} + {args.finetune} epochs, lambda drawn "
+        f"Each trial: one search of {_spaces(args.space)} ({args.epochs} + {args.finetune} epochs, lambda drawn "
         f"log-uniformly from {args.lambda_range}, cost = model size), then the derived architecture retrained from "
         f"scratch for {args.retrain_seeds} seeds (public split; kept epoch chosen on validation). Baselines: FP32 "
         "GCN and GAT, fixed-bit GCN, trained on the driver with the same seeds. Objectives: validation accuracy "
