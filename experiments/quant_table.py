@@ -18,6 +18,16 @@ ROWS = {
     f"{ds}-{model}-{scheme}": f"train --dataset {ds} --model {model} --quant {scheme} --seeds 10 --json"
     for ds in ("cora", "citeseer") for model in ("gcn", "gat") for scheme in SCHEMES
 }
+# Deep propagation (APPNP: MLP + K=10 steps): FP32, naive QAT (affine W/A, plain APPNP propagation
+# quantised per step) and smoothness-aware low-bit propagation (alpha quantisers + dual ascent).
+# The -wd0 rows drop APPNP's 5e-3 first-layer weight decay, which validation accuracy prefers at 2 bits.
+APPNP_SCHEMES = ("fp32", "int4", "smp-int4", "int2", "smp-int2")
+for ds in ("cora", "citeseer"):
+    for scheme in APPNP_SCHEMES:
+        ROWS[f"{ds}-appnp-{scheme}"] = f"train --dataset {ds} --model appnp --quant {scheme} --seeds 10 --json"
+    for scheme in ("int2", "smp-int2"):
+        ROWS[f"{ds}-appnp-{scheme}-wd0"] = (f"train --dataset {ds} --model appnp --quant {scheme} --weight-decay 0 "
+                                            "--seeds 10 --json")
 
 
 def main() -> None:

@@ -21,15 +21,18 @@ __all__ = [
     "AGGREGATORS",
     "ACTIVATIONS",
     "LayerSpec",
+    "Propagation",
     "Architecture",
     "baseline",
     "BASELINES",
+    "NODE_ONLY_BASELINES",
+    "SMP_ETA",
     "read_architecture",
     "write_architecture",
 ]
 
 SCHEMA = "lpgnas.arch/v1"
-OPS = ("gcn", "gat", "gin", "sage", "attn")
+OPS = ("gcn", "gat", "gin", "sage", "attn", "linear")
 ATTENTIONS = ("const", "gcn", "gat", "sym-gat", "cos", "linear", "gene-linear")
 AGGREGATORS = ("add", "mean", "max")
 ACTIVATIONS = ("none", "relu", "elu", "leaky_relu", "relu6", "tanh", "sigmoid", "softplus")
@@ -43,7 +46,8 @@ class LayerSpec:
     """One message-passing layer.
 
     op: ``gcn`` | ``gat`` | ``gin`` | ``sage`` | ``attn`` (the generic LPGNAS layer whose
-    ``attention`` and ``aggregator`` are free choices). ``hidden`` is the width per head; with
+    ``attention`` and ``aggregator`` are free choices) | ``linear`` (a dense layer ``x W + b`` without
+    message passing, e.g. the MLP of APPNP; single head, no skip). ``hidden`` is the width per head; with
     ``concat`` the layer outputs ``hidden * heads`` features, else the heads are averaged.
     ``activation`` is applied after the layer (the last layer usually has ``none``).
     """
@@ -70,6 +74,66 @@ class LayerSpec:
         for name in ("concat", "skip"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{where}.{name}", f"must be true or false, got {getattr(self, name)!r}")
+        if self.op == "linear" and self.heads != 1:
+            raise ConfigError(f"{where}.heads", f"a linear layer has a single head, got {self.heads}")
+
+
+# bounds that keep every propagation setting a sane float32 (and refuse 10**400 cleanly)
+_PROP_MAX_STEPS = 1000
+_PROP_MAX_VALUE = 1e6
+
+
+@dataclasses.dataclass(frozen=True)
+class Propagation:
+    r"""K-step propagation of a node model's output (APPNP-style: the layers compute logits, then
+    ``steps`` propagation steps smooth them over the graph), optionally smoothness-aware (SMP).
+
+    Step ``k`` (see :class:`lpgnas.quant.SmoothPropagation`):
+    ``F^{k+1} = Q_{k+1}(X0 / (1 + mu_k) + mu_k / (1 + mu_k) * A_hat F^k)``, ``X0 = Q_0(logits)``,
+    with ``A_hat`` the GCN normalisation with self loops and ``Q_k`` the quantisers of the
+    ``propagate`` component of the architecture's quantisation config (the last step's output, the
+    logits, stays in full precision).
+
+    steps: K. lam: the initial multiplier ``lambda`` (APPNP teleport ``1 / (1 + lam)``: 9 is
+    teleport 0.1). eta: the dual-ascent step on the multiplier, ``mu <- clip(mu + eta (S(F) - eps),
+    0, mu_max)`` with ``eps = rho * S(X0)``; ``0`` keeps ``mu = lam`` (plain APPNP); ``None`` (the
+    default) is the method's own: :data:`SMP_ETA` when the propagation steps are quantised with the
+    ``alpha`` method (the ``smp-*`` presets: the smoothness-aware method), else 0 (FP32 and naive QAT
+    propagate as APPNP). rho, mu_max: see above.
+    """
+
+    steps: int = 10
+    lam: float = 9.0
+    eta: float | None = None
+    rho: float = 0.5
+    mu_max: float = 100.0
+
+    def validate(self, where: str = "propagation") -> "Propagation":
+        positive_int(f"{where}.steps", self.steps)
+        if self.steps > _PROP_MAX_STEPS:
+            raise ConfigError(f"{where}.steps", f"must be at most {_PROP_MAX_STEPS}, got {self.steps}")
+        finite_number(f"{where}.lam", self.lam, ge=0, le=_PROP_MAX_VALUE)
+        if self.eta is not None:
+            finite_number(f"{where}.eta", self.eta, ge=0, le=_PROP_MAX_VALUE)
+        finite_number(f"{where}.rho", self.rho, ge=0, le=_PROP_MAX_VALUE)
+        finite_number(f"{where}.mu_max", self.mu_max, gt=0, le=_PROP_MAX_VALUE)
+        if self.lam > self.mu_max:
+            raise ConfigError(f"{where}.lam", f"{self.lam} exceeds mu_max {self.mu_max} (the multiplier is "
+                                              "clipped to [0, mu_max])")
+        return self
+
+    def resolved_eta(self, step_method: str) -> float:
+        """The dual step actually used when the steps are quantised with ``step_method``
+        (``"fp32"`` when they are not)."""
+        if self.eta is not None:
+            return float(self.eta)
+        return SMP_ETA if step_method == "alpha" else 0.0
+
+    def to_json(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+SMP_ETA = 0.05  # the dual step of the smoothness-aware method (eta=None with alpha-quantised steps)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +141,8 @@ class Architecture:
     """A whole GNN: layers, regularisation, readout (graph tasks) and quantisation.
 
     ``quant`` is a :class:`lpgnas.quant.QuantConfig` or ``None`` (full precision).
+    ``propagation`` (node tasks only): a :class:`Propagation` applied to the last layer's output
+    (APPNP / smoothness-aware propagation), or ``None``.
     ``search`` carries provenance (space, dataset, lambda, seed, metrics) for searched models.
     """
 
@@ -89,6 +155,7 @@ class Architecture:
     readout: str = "sum"
     jk: bool = False
     quant: Any = None
+    propagation: Propagation | None = None
     # provenance only: left out of the hash so that an Architecture (a static part of a model's
     # graph definition under jit) stays hashable although this holds a JSON object
     search: Mapping[str, Any] | None = dataclasses.field(default=None, hash=False)
@@ -108,13 +175,21 @@ class Architecture:
             layer.validate(f"layers[{i}]")
         for name in ("dropout", "input_dropout", "attn_dropout"):
             finite_number(name, getattr(self, name), ge=0, lt=1)
+        if self.propagation is not None:
+            if not isinstance(self.propagation, Propagation):
+                raise ConfigError("propagation", f"must be a Propagation, got {type(self.propagation).__name__}")
+            if self.task != "node":
+                raise ConfigError("propagation", "only node tasks propagate the output (got task 'graph')")
+            self.propagation.validate()
         return self
 
     def to_json(self) -> dict:
+        """The ``lpgnas.arch/v1`` document; ``propagation`` is written only when set (documents of
+        models without it stay as older lpgnas versions write and read them)."""
         quant = None
         if self.quant is not None:
             quant = self.quant.to_json() if hasattr(self.quant, "to_json") else dict(self.quant)
-        return {
+        out = {
             "schema": SCHEMA,
             "task": self.task,
             "layers": [dataclasses.asdict(layer) for layer in self.layers],
@@ -127,6 +202,9 @@ class Architecture:
             "quant": quant,
             "search": dict(self.search) if self.search is not None else None,
         }
+        if self.propagation is not None:
+            out["propagation"] = self.propagation.to_json()
+        return out
 
     @classmethod
     def from_json(cls, obj: Any, *, source: object | None = None) -> "Architecture":
@@ -139,8 +217,9 @@ class Architecture:
 
 
 _LAYER_FIELDS = {f.name: f for f in dataclasses.fields(LayerSpec)}
+_PROP_FIELDS = {f.name for f in dataclasses.fields(Propagation)}
 _ARCH_KEYS = {"schema", "task", "layers", "dropout", "input_dropout", "attn_dropout", "norm", "readout", "jk",
-              "quant", "search"}
+              "quant", "search", "propagation"}
 
 
 def _from_json(obj: Any) -> Architecture:
@@ -187,7 +266,20 @@ def _from_json(obj: Any) -> Architecture:
     search = obj.get("search")
     if search is not None and not isinstance(search, Mapping):
         raise ConfigError("search", "must be an object or null")
-    return Architecture(layers=tuple(layers), quant=quant, search=search, **kwargs).validate()
+    propagation = _propagation_from_json(obj.get("propagation"))
+    return Architecture(layers=tuple(layers), quant=quant, search=search, propagation=propagation,
+                        **kwargs).validate()
+
+
+def _propagation_from_json(raw: Any) -> Propagation | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, Mapping):
+        raise ConfigError("propagation", f"must be an object or null, got {type(raw).__name__}")
+    bad = sorted(set(raw) - _PROP_FIELDS, key=str)
+    if bad:
+        raise ConfigError(f"propagation.{bad[0]}", "unknown field")
+    return Propagation(**raw).validate()
 
 
 def _choice(field: str, value: Any, allowed: tuple[str, ...]) -> None:
@@ -211,15 +303,21 @@ def read_architecture(path: str | os.PathLike) -> Architecture:
 
 def baseline(model: str, *, task: str = "node", num_layers: int | None = None, hidden: int | None = None,
              heads: int | None = None, num_classes: int | None = None) -> Architecture:
-    """The FP32 baseline architectures: ``gcn``, ``gat``, ``gin``, ``sage``.
+    """The FP32 baseline architectures: ``gcn``, ``gat``, ``gin``, ``sage``, ``appnp``.
 
     Node tasks follow the published set-ups (GCN: 2 layers of 16, dropout 0.5; GAT: 8 heads x 8 then
-    one output head, dropout 0.6 on inputs and attention; GIN/SAGE: 2 layers). Graph tasks use GIN's
-    set-up: 5 layers (incl. input) with batch norm and a readout of every layer (jumping knowledge).
-    The last layer's width is ``num_classes`` for node tasks (it is the classifier).
+    one output head, dropout 0.6 on inputs and attention; GIN/SAGE: 2 layers; APPNP: an MLP of 2
+    ``linear`` layers (hidden 64, dropout 0.5) whose logits are propagated K = 10 steps with teleport
+    0.1, i.e. :class:`Propagation` ``(steps=10, lam=9)``). Graph tasks use GIN's
+    set-up: 5 layers (incl. input) with batch norm and a readout of every layer (jumping knowledge);
+    ``appnp`` is node-level only. The last layer's width is ``num_classes`` for node tasks (it is the
+    classifier).
     """
     if model not in BASELINES:
         raise ConfigError("model", f"unknown model {model!r}; allowed: {', '.join(BASELINES)}")
+    if model in NODE_ONLY_BASELINES and task != "node":
+        raise ConfigError("model", f"{model!r} is a node-classification model (it propagates node outputs); "
+                                   f"use gcn, gat, gin or sage for {task}-level tasks")
     if task == "graph":
         n = num_layers or 4
         h = hidden or 64
@@ -231,6 +329,12 @@ def baseline(model: str, *, task: str = "node", num_layers: int | None = None, h
     if num_classes is None:
         raise ConfigError("num_classes", "needed to build a node-classification baseline")
     n = num_layers or 2
+    if model == "appnp":
+        h = hidden or 64
+        layers = [LayerSpec(op="linear", hidden=h, attention="const", activation="relu") for _ in range(n - 1)]
+        layers.append(LayerSpec(op="linear", hidden=num_classes, attention="const", activation="none"))
+        return Architecture(layers=tuple(layers), dropout=0.5, input_dropout=0.5,
+                            propagation=Propagation(steps=10, lam=9.0)).validate()
     if model == "gat":
         h, k = hidden or 8, heads or 8
         layers = [LayerSpec(op="gat", hidden=h, heads=k, concat=True, attention="gat", activation="elu")
@@ -250,4 +354,5 @@ def _default_attention(model: str) -> str:
     return {"gcn": "gcn", "gat": "gat"}.get(model, "const")
 
 
-BASELINES = ("gcn", "gat", "gin", "sage")
+BASELINES = ("gcn", "gat", "gin", "sage", "appnp")
+NODE_ONLY_BASELINES = ("appnp",)

@@ -27,8 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train and evaluate a baseline or an architecture JSON over seeds/folds")
     what = t.add_mutually_exclusive_group()
-    what.add_argument("--model", choices=("gcn", "gat", "gin", "sage"), default=None,
-                      help="FP32 baseline architecture (default gcn)")
+    what.add_argument("--model", choices=("gcn", "gat", "gin", "sage", "appnp"), default=None,
+                      help="FP32 baseline architecture (default gcn; appnp: MLP + K=10 propagation, node tasks)")
     what.add_argument("--arch", default=None, help="architecture JSON (lpgnas.arch/v1) to retrain")
     t.add_argument("--dataset", required=True, help="dataset name (cora, citeseer, mutag, ...) or synthetic:k=v,...")
     t.add_argument("--data-root", default=None, help="data root (default: $LPGNAS_DATA, else the user cache)")
@@ -195,17 +195,17 @@ def _quant_config(args: argparse.Namespace):
 
 def _a2q_loss(arch, in_dim: int, num_classes: int, num_nodes: int | None, target_bits: float, c: float):
     """The A2Q memory penalty as an auxiliary loss, with ``M_target`` = the memory of the model's A2Q
-    tensors at ``target_bits`` average bits, and ``a = c / M_target^2``."""
+    tensors with every row at ``target_bits`` bits (an average of ``target_bits``, whatever the
+    tensors' initial widths), and ``a = c / M_target^2``."""
     from flax import nnx
 
     from lpgnas.nn import GNN
     from lpgnas.quant import a2q_memory_kb, a2q_memory_penalty
 
     probe = GNN(arch, in_dim, num_classes, num_nodes=num_nodes, rngs=nnx.Rngs(0))
-    init_kb = float(a2q_memory_kb(probe))
-    if init_kb <= 0:
+    target_kb = float(a2q_memory_kb(probe, bits=target_bits))
+    if target_kb <= 0:
         return None
-    target_kb = init_kb * target_bits / float(arch.quant.default.bits)
     a = c / target_kb ** 2
     return lambda model: a2q_memory_penalty(model, target_kb, a)
 
@@ -259,6 +259,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         model_name = args.model or ("gin" if task == "graph" else "gcn")
         op = model_name
         arch = None
+    if (op, task) not in TRAIN_DEFAULTS:
+        raise ConfigError("--model", f"{op} is not available for {task}-level datasets such as {args.dataset}")
     defaults = dict(TRAIN_DEFAULTS[(op, task)])
     quant = _quant_config(args)
     for flag, key in (("epochs", "epochs"), ("lr", "lr"), ("weight_decay", "weight_decay"),

@@ -39,6 +39,16 @@ BitOPs (a multiply-accumulate of ``b1`` x ``b2`` bits costs ``b1 * b2``; an unwe
 * sage: ``E*in * b_message`` (sum) + ``N*in*out * b_weight * (b_input + b_aggregate)``;
 * gin: ``E*in * b_message`` + ``N*in*out * b_weight * b_aggregate`` + ``N*out*out * b_weight * b_linear``.
 
+Propagation (:class:`PropagationCost`, an ``Architecture.propagation`` block: ``K`` steps on
+``C`` channels, ``b_k`` the bits of the tensor step ``k`` holds, ``k = 0..K``: ``X0 = Q_0(logits)``,
+``F^1 .. F^K``; no weights):
+
+* feature memory: ``N*C`` elements at ``b_k`` for each of the ``K + 1`` tensors, plus the ``E'``
+  normalised edge weights at ``b_edge_weight`` (32: they are not quantised);
+* BitOPs: the ``K`` sparse products ``A_hat F^k`` (``k = 0..K-1``), each ``E'*C`` multiply-
+  accumulates of an edge weight by a ``b_k``-bit feature: ``sum_k E'*C * b_edge_weight * b_k``
+  (the per-step teleport combination, ``2*N*C`` scalings, is not counted).
+
 ``compression = (fp32 model bits + fp32 feature bits) / (model bits + feature bits)``.
 """
 
@@ -53,6 +63,7 @@ __all__ = [
     "LAYER_KINDS",
     "BIT_FIELDS",
     "LayerCost",
+    "PropagationCost",
     "CostReport",
     "layer_cost",
     "model_cost",
@@ -91,6 +102,24 @@ class LayerCost(NamedTuple):
     message_bits: Bits = 32.0
     aggregate_bits: Bits = 32.0
     output_bits: Bits = 32.0
+
+
+class PropagationCost(NamedTuple):
+    """K propagation steps on ``width`` channels; ``step_bits``: ``K + 1`` bits (``X0, F^1 .. F^K``)
+    or one number for all of them."""
+
+    steps: int
+    width: int
+    step_bits: Any = 32.0
+    edge_weight_bits: Bits = 32.0
+
+    def bits(self) -> list:
+        """The ``K + 1`` per-tensor bits."""
+        if isinstance(self.step_bits, (list, tuple)):
+            if len(self.step_bits) != self.steps + 1:
+                raise ConfigError("step_bits", f"needs {self.steps + 1} entries (K + 1), got {len(self.step_bits)}")
+            return list(self.step_bits)
+        return [self.step_bits] * (self.steps + 1)
 
 
 class CostReport(NamedTuple):
@@ -192,13 +221,33 @@ def _fp32(layer: LayerCost) -> LayerCost:
     return layer._replace(**{f: 32.0 for f in BIT_FIELDS})
 
 
-def model_cost(layers: Sequence[LayerCost], num_nodes: int, num_edges: int) -> CostReport:
-    """Total cost of ``layers`` on a graph with ``num_nodes`` nodes and ``num_edges`` edges (each
-    undirected edge counted in both directions, no self loops)."""
+def _propagation_counts(p: PropagationCost, n: int, e: int) -> _Counts:
+    positive_int("steps", p.steps)
+    positive_int("width", p.width)
+    ep = e + n
+    bits = p.bits()
+    feats = ep * p.edge_weight_bits
+    ops = 0.0
+    for k, b in enumerate(bits):
+        feats = feats + n * p.width * b
+        if k < p.steps:
+            ops = ops + ep * p.width * p.edge_weight_bits * b
+    return _Counts(0.0, 0, 0, feats, ep + (p.steps + 1) * n * p.width, ops)
+
+
+def model_cost(layers: Sequence[LayerCost], num_nodes: int, num_edges: int,
+               propagation: PropagationCost | None = None) -> CostReport:
+    """Total cost of ``layers`` (and of the ``propagation`` of their output, if any) on a graph with
+    ``num_nodes`` nodes and ``num_edges`` edges (each undirected edge counted in both directions, no
+    self loops)."""
     if not layers:
         raise ConfigError("layers", "a model needs at least one layer")
     q = [_counts(layer, num_nodes, num_edges) for layer in layers]
     f = [_counts(_fp32(layer), num_nodes, num_edges) for layer in layers]
+    if propagation is not None:
+        q.append(_propagation_counts(propagation, num_nodes, num_edges))
+        f.append(_propagation_counts(propagation._replace(step_bits=32.0, edge_weight_bits=32.0),
+                                     num_nodes, num_edges))
     model = sum(c.weights + 32 * c.bias_elems for c in q)
     fp32_model = sum(c.weights + 32 * c.bias_elems for c in f)
     feat = sum(c.features for c in q)
@@ -243,7 +292,7 @@ def layer_cost_from_config(
     return LayerCost(kind, in_dim, out_dim, heads, **bits)
 
 
-_OP_KIND = {"gcn": "gcn", "gat": "gat", "attn": "gat", "sage": "sage", "gin": "gin"}
+_OP_KIND = {"gcn": "gcn", "gat": "gat", "attn": "gat", "sage": "sage", "gin": "gin", "linear": "linear"}
 
 
 def gnn_cost(model, num_nodes: int, num_edges: int, *, node_degree=None, edge_degree=None) -> CostReport:
@@ -252,7 +301,8 @@ def gnn_cost(model, num_nodes: int, num_edges: int, *, node_degree=None, edge_de
     ``node_degree`` for node tensors and ``edge_degree`` for edge tensors when given).
 
     The generic ``attn`` layer is counted as a GAT layer; a node model's classifier head and a
-    graph model's scorers as linear layers at full precision.
+    graph model's scorers as linear layers at full precision; a propagation block
+    (``model.propagation``) as a :class:`PropagationCost` with its per-step bits.
     """
     from lpgnas.quant import avg_bits
 
@@ -271,4 +321,8 @@ def gnn_cost(model, num_nodes: int, num_edges: int, *, node_degree=None, edge_de
         layers.append(LayerCost("linear", model.head.in_features, model.head.out_features))
     for scorer in getattr(model, "scorers", None) or ():
         layers.append(LayerCost("linear", scorer.in_features, scorer.out_features))
-    return model_cost(layers, num_nodes, num_edges)
+    prop = getattr(model, "propagation", None)
+    pcost = None
+    if prop is not None:
+        pcost = PropagationCost(prop.num_steps, int(model.num_classes), prop.step_bits(node_degree))
+    return model_cost(layers, num_nodes, num_edges, pcost)

@@ -34,8 +34,9 @@ some divisions by constants, and the rounding must see the same arithmetic). Rem
 come from the order of float additions in the aggregation. When ``linear`` and ``message`` are both full
 precision the aggregation runs in float (``segment_sum``).
 
-Not supported (a :class:`~lpgnas.errors.ConfigError` names the component): graph-level models; the
-``max`` aggregator (not a weighted sum); per-column scales on the aggregated tensor (``linear`` or
+Not supported (a :class:`~lpgnas.errors.ConfigError` names the component): graph-level models;
+propagation blocks (``Architecture.propagation``: APPNP, smoothness-aware propagation) and ``linear``
+layers; the ``max`` aggregator (not a weighted sum); per-column scales on the aggregated tensor (``linear`` or
 ``message``) or on a tensor with per-node widths; codes wider than 8 bits; SGQuant rows kept at 32 bits.
 """
 
@@ -578,6 +579,17 @@ def _check_graph(model: GNN, graph) -> None:
                                        f"the graph has {n}")
 
 
+def _check_ops(model: GNN) -> None:
+    """Refuse what the packed path does not run yet: propagation blocks (APPNP / smoothness-aware
+    propagation) and ``linear`` layers."""
+    if getattr(model, "propagation", None) is not None or getattr(model.arch, "propagation", None) is not None:
+        raise ConfigError("propagation", "packed inference does not run propagation blocks (APPNP / smoothness-"
+                                         "aware propagation) yet; evaluate such a model with lpgnas train")
+    for i, layer in enumerate(model.layers):
+        if layer.spec.op == "linear":
+            raise ConfigError(f"layers[{i}].op", "packed inference does not run linear (MLP) layers yet")
+
+
 def _pack_layer(i: int, layer, ga: GraphArrays, in_degree: np.ndarray, host_edges: dict, cache: dict,
                 max_width: int, messages: str) -> tuple[PackedLayer, tuple[str, ...]]:
     spec = layer.spec
@@ -671,6 +683,7 @@ def pack_model(model: GNN, graph: Graph, *, messages: str = "exact", max_width: 
     if messages not in MESSAGE_MODES:
         raise ConfigError("messages", f"expected one of {', '.join(MESSAGE_MODES)}, got {messages!r}")
     _check_graph(model, graph)
+    _check_ops(model)
     n = graph.num_nodes
     g = graph.graph
     ga = graph_arrays(g.senders, g.receivers, n, edge_weight=g.edges)

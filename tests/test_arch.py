@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lpgnas import arch as A
-from lpgnas.arch import Architecture, LayerSpec, baseline, read_architecture, write_architecture
+from lpgnas.arch import Architecture, LayerSpec, Propagation, baseline, read_architecture, write_architecture
 from lpgnas.errors import ConfigError, DataError
 from lpgnas.quant import PRESETS, QuantConfig, QuantSpec
 from lpgnas.quant import COMPONENTS as QUANT_COMPONENTS
@@ -43,7 +43,8 @@ def _baselines():
     out = []
     for model in A.BASELINES:
         out.append((f"{model}-node", baseline(model, num_classes=7)))
-        out.append((f"{model}-graph", baseline(model, task="graph")))
+        if model not in A.NODE_ONLY_BASELINES:
+            out.append((f"{model}-graph", baseline(model, task="graph")))
     out.append(("gat-3-layers", baseline("gat", num_classes=3, num_layers=3, heads=4, hidden=16)))
     return out
 
@@ -67,7 +68,7 @@ layer_specs = st.builds(
     aggregator=st.sampled_from(A.AGGREGATORS),
     activation=st.sampled_from(A.ACTIVATIONS),
     skip=st.booleans(),
-)
+).map(lambda layer: dataclasses.replace(layer, heads=1) if layer.op == "linear" else layer)
 rates = st.floats(0.0, 1.0, exclude_max=True, allow_nan=False)
 _UNIFORM = ("affine", "lsq", "dq", "sgquant", "alpha")
 
@@ -96,10 +97,17 @@ def quant_configs(draw):
                        overrides=tuple(overrides), name=draw(st.text(max_size=6)))
 
 
+@st.composite
+def propagations(draw):
+    mu_max = draw(st.floats(1e-3, 1e6))
+    return Propagation(steps=draw(st.integers(1, 1000)), lam=draw(st.floats(0.0, mu_max)),
+                       eta=draw(st.none() | st.floats(0.0, 1e6)), rho=draw(st.floats(0.0, 1e6)), mu_max=mu_max)
+
+
 json_scalars = st.none() | st.booleans() | st.integers(-1000, 1000) | st.floats(allow_nan=False) | st.text(max_size=6)
 search_meta = st.none() | st.dictionaries(st.text(max_size=6), json_scalars, max_size=4)
 
-architectures = st.builds(
+_architectures = st.builds(
     Architecture,
     layers=st.lists(layer_specs, min_size=1, max_size=4).map(tuple),
     task=st.sampled_from(A.TASKS),
@@ -112,6 +120,14 @@ architectures = st.builds(
     quant=st.none() | quant_configs(),
     search=search_meta,
 )
+
+
+@st.composite
+def architectures(draw):
+    arch = draw(_architectures)
+    if arch.task == "node" and draw(st.booleans()):
+        arch = dataclasses.replace(arch, propagation=draw(propagations()))
+    return arch
 
 
 # -- round trips --------------------------------------------------------------------------------
@@ -130,7 +146,7 @@ def test_baseline_round_trip_and_schema(name, arch, preset, validator):
     assert back.to_json() == doc
 
 
-@given(arch=architectures)
+@given(arch=architectures())
 @_FUZZ
 def test_random_architecture_round_trip_and_schema(arch, validator):
     arch.validate()
@@ -279,11 +295,24 @@ REFUSALS = [
     ("quant-unknown-field", _set(["quant"], {"bits": 8}), "quant.bits"),
     ("quant-override-component", _set(["quant"], {"overrides": [{"component": "bias"}]}),
      "quant.overrides[0].component"),
+    ("linear-heads", _set(["layers", 0], {"op": "linear", "hidden": 8, "heads": 2}), "layers[0].heads"),
+    ("propagation-list", _set(["propagation"], [10]), "propagation"),
+    ("propagation-unknown-field", _set(["propagation"], {"alpha": 0.1}), "propagation.alpha"),
+    ("propagation-steps-zero", _set(["propagation"], {"steps": 0}), "propagation.steps"),
+    ("propagation-steps-float", _set(["propagation"], {"steps": 2.5}), "propagation.steps"),
+    ("propagation-steps-huge", _set(["propagation"], {"steps": 10**6}), "propagation.steps"),
+    ("propagation-lam-negative", _set(["propagation"], {"lam": -1}), "propagation.lam"),
+    ("propagation-lam-huge", _set(["propagation"], {"lam": 10**400}), "propagation.lam"),
+    ("propagation-eta-string", _set(["propagation"], {"eta": "0.1"}), "propagation.eta"),
+    ("propagation-rho-bool", _set(["propagation"], {"rho": True}), "propagation.rho"),
+    ("propagation-mu-max-zero", _set(["propagation"], {"mu_max": 0}), "propagation.mu_max"),
+    ("propagation-graph-task", lambda d: d.update(task="graph", propagation={"steps": 3}), "propagation"),
 ]
 
 
-# What JSON Schema cannot say: 16.0 is an "integer" there and NaN is not JSON at all.
-_SCHEMA_CANNOT_REFUSE = {"hidden-float", "dropout-nan"}
+# What JSON Schema cannot say: 16.0 is an "integer" there and NaN is not JSON at all; cross-field
+# rules (a linear layer's single head, propagation on node tasks only) are the reader's.
+_SCHEMA_CANNOT_REFUSE = {"hidden-float", "dropout-nan", "linear-heads", "propagation-graph-task"}
 
 
 @pytest.mark.parametrize("case,edit,field", REFUSALS, ids=[r[0] for r in REFUSALS])
@@ -431,6 +460,9 @@ fuzz_docs = _maybe(required=("schema", "task", "layers"), valid={
     "jk": st.booleans(),
     "quant": st.none() | st.sampled_from(PRESETS) | fuzz_quant,
     "search": search_meta,
+    "propagation": st.none() | _maybe({"steps": st.integers(1, 30), "lam": st.floats(0, 50),
+                                       "eta": st.none() | st.floats(0, 2), "rho": st.floats(0, 2),
+                                       "mu_max": st.floats(50, 200)}),
 })
 
 
@@ -475,7 +507,7 @@ def _paths(obj, prefix=()):
             yield from _paths(value, prefix + (i,))
 
 
-MUTATION_BASES = [a.to_json() for _, a in BASELINE_ARCHS[:4]] + [
+MUTATION_BASES = [a.to_json() for _, a in BASELINE_ARCHS[:4]] + [baseline("appnp", num_classes=3).to_json()] + [
     dataclasses.replace(BASELINE_ARCHS[2][1], quant=QuantConfig.preset("a2q")).to_json()
 ]
 
@@ -538,3 +570,48 @@ def test_falsy_overrides_are_a_config_error(overrides):
 def test_mixed_key_types_are_a_config_error():
     with pytest.raises(ConfigError):
         Architecture.from_json({"schema": A.SCHEMA, "task": "node", "layers": [], 1: 2, "x": 3})
+
+
+# -- propagation blocks and the appnp baseline ---------------------------------------------------
+
+
+def test_appnp_baseline_is_an_mlp_with_ten_step_propagation(validator):
+    arch = baseline("appnp", num_classes=7)
+    assert [(layer.op, layer.hidden, layer.activation) for layer in arch.layers] == [
+        ("linear", 64, "relu"), ("linear", 7, "none")]
+    assert arch.propagation == Propagation(steps=10, lam=9.0, eta=None)
+    assert (arch.dropout, arch.input_dropout) == (0.5, 0.5)
+    doc = arch.to_json()
+    validator.validate(doc)
+    assert doc["propagation"] == {"steps": 10, "lam": 9.0, "eta": None, "rho": 0.5, "mu_max": 100.0}
+    assert Architecture.from_json(json.loads(json.dumps(doc))) == arch
+
+
+def test_appnp_has_no_graph_variant():
+    with pytest.raises(ConfigError) as err:
+        baseline("appnp", task="graph")
+    assert err.value.field == "model" and "node" in err.value.problem
+
+
+def test_propagation_is_written_only_when_set():
+    assert "propagation" not in baseline("gcn", num_classes=3).to_json()
+    doc = dict(_valid_doc(), propagation=None)
+    assert Architecture.from_json(doc).propagation is None
+
+
+@pytest.mark.parametrize("given_eta, method, eta", [
+    (None, "alpha", A.SMP_ETA),   # the smoothness-aware method: alpha-quantised steps
+    (None, "affine", 0.0),        # naive QAT: plain APPNP propagation, quantised per step
+    (None, "fp32", 0.0),          # FP32: APPNP
+    (0.0, "alpha", 0.0),          # explicit values win
+    (0.3, "fp32", 0.3),
+])
+def test_propagation_eta_resolution(given_eta, method, eta):
+    assert Propagation(eta=given_eta).resolved_eta(method) == eta
+
+
+def test_propagation_lam_above_mu_max_is_refused():
+    doc = dict(_valid_doc(), propagation={"lam": 20, "mu_max": 10})
+    with pytest.raises(ConfigError) as err:
+        Architecture.from_json(doc)
+    assert err.value.field == "propagation.lam" and "mu_max" in err.value.problem

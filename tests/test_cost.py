@@ -4,7 +4,8 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from lpgnas.cost import BIT_FIELDS, CostReport, LayerCost, layer_cost, layer_cost_from_config, model_cost
+from lpgnas.cost import (BIT_FIELDS, CostReport, LayerCost, PropagationCost, layer_cost, layer_cost_from_config,
+                         model_cost)
 from lpgnas.errors import ConfigError
 from lpgnas.quant import QuantConfig
 
@@ -96,3 +97,29 @@ def test_bad_layer_kind():
         model_cost([LayerCost("transformer", 4, 4)], 10, 10)
     assert err.value.field == "kind"
     assert isinstance(model_cost([LayerCost("linear", 4, 4)], 10, 0), CostReport)
+
+
+# -- propagation blocks -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("steps, width, step_bits, features, bitops", [
+    # N = 10, E = 30 -> E' = 40; features: E' edge weights at 32 + (K + 1) N C at b_k; BitOPs: K products E' C 32 b_k
+    (2, 3, 32.0, 40 * 32 + 3 * 10 * 3 * 32, 2 * 40 * 3 * 32 * 32),
+    (2, 3, [2.0, 4.0, 32.0], 40 * 32 + 10 * 3 * (2 + 4 + 32), 40 * 3 * 32 * (2 + 4)),
+    (1, 7, 8.0, 40 * 32 + 2 * 10 * 7 * 8, 40 * 7 * 32 * 8),
+])
+def test_propagation_cost_by_hand(steps, width, step_bits, features, bitops):
+    mlp = LayerCost("linear", 5, width)
+    base = model_cost([mlp], 10, 30)
+    rep = model_cost([mlp], 10, 30, PropagationCost(steps, width, step_bits))
+    assert rep.feature_bits - base.feature_bits == features
+    assert rep.bitops - base.bitops == bitops
+    assert rep.model_size_bits == base.model_size_bits  # no weights
+    assert rep.fp32_bitops - base.fp32_bitops == steps * 40 * width * 32 * 32
+    assert rep.avg_feature_bits == pytest.approx(rep.feature_bits / (10 * 5 + 2 * 10 * width + 40 + (steps + 1) * 10 * width))
+
+
+def test_propagation_cost_needs_k_plus_one_bits():
+    with pytest.raises(ConfigError) as err:
+        model_cost([LayerCost("linear", 5, 3)], 10, 30, PropagationCost(3, 3, [2.0, 2.0]))
+    assert err.value.field == "step_bits"

@@ -185,6 +185,9 @@ def _untrained(arch, n=300, f=16):
     (_gcn(QuantConfig(default=QuantSpec("fp32"), overrides=(
         Override(QuantSpec("affine", 16, signed=False), component="linear"),))), "layers[0].linear", "16-bit"),
     (baseline("gcn", task="graph", num_layers=1, hidden=8), "task", "graph-level"),
+    (dataclasses.replace(baseline("appnp", num_classes=3), quant=QuantConfig.preset("smp-int4")), "propagation",
+     "propagation blocks"),
+    (dataclasses.replace(baseline("appnp", num_classes=3), propagation=None), "layers[0].op", "linear"),
 ])
 def test_unsupported_models_are_refused(syn, arch, field, words):
     with pytest.raises(ConfigError, match=words) as info:

@@ -28,6 +28,7 @@ EXPECTED_PRESETS = (
     "fp32",
     "int8",
     "int4",
+    "int2",
     "w8a8",
     "w4a8",
     "w4a4",

@@ -244,6 +244,13 @@ def test_a2q_local_grads_match_autodiff_of_the_row_error(shape, pshape, signed, 
         assert g.shape == w.shape
         np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-5)
     assert float(jnp.abs(got[1]).sum()) > 0  # clipping happened: the bit-width gradient is live
+    if not signed and pshape:  # unsigned codes with a zero point: the code range shifts by -zp
+        zp = jnp.asarray(rng.integers(0, 3, size=pshape).astype(np.float32))
+        want_z = jax.grad(a2q_row_error, argnums=(1, 2))(x, s, b, signed, row_size, zp)
+        got_z = a2q_local_grads(x, s, b, signed, row_size, zp)
+        for w, g in zip(want_z, got_z):
+            np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=1e-5, atol=1e-5)
+        assert not np.allclose(np.asarray(got_z[0]), np.asarray(got[0]))
     via_vjp = jax.grad(lambda s, b: jnp.sum(a2q_local_fake_quant(x, s, b, signed=signed, row_size=row_size)),
                        argnums=(0, 1))(s, b)
     for w, g in zip(want, via_vjp):

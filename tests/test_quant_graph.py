@@ -140,7 +140,8 @@ def test_a2q_unseen_graph_uses_pool_parameters():
     y = q(x_new, QuantContext(False))
     np.testing.assert_allclose(np.asarray(y), [[0.05, 0.0, 0.0], [60.0, 0.0, 0.0]], atol=1e-6)
     it = q.to_integer(x_new)
-    np.testing.assert_allclose(np.asarray(it.scale), [[0.01], [10.0]])
+    # the pool entry's relative step exp(log_step) (1 here) scales the unseen row's own range / qmax
+    np.testing.assert_allclose(np.asarray(it.scale), [[0.05 / 7], [60.0 / 7]], rtol=1e-6)
 
 
 def test_a2q_bits_decrease_under_memory_penalty():
@@ -156,6 +157,7 @@ def test_a2q_bits_decrease_under_memory_penalty():
     x = jax.random.normal(jax.random.key(0), (32, 8))
     target = 8 * 32 * 3.0 / 8 / 1024  # KB at 3 bits per node
     assert float(a2q_memory_kb(net)) == pytest.approx(8 * 32 * 6 / 8 / 1024)
+    assert float(a2q_memory_kb(net, bits=2.0)) == pytest.approx(8 * 32 * 2 / 8 / 1024)  # a target at 2 bits
     opt = nnx.Optimizer(net, optax.adam(0.05), wrt=nnx.Param)
 
     @nnx.jit
@@ -196,7 +198,7 @@ def test_a2q_single_row_shape_shares_one_pair_across_rows():
     assert float(q.step[...][0, 0]) == pytest.approx(7.0 / 7)  # global max|x| / qmax, written back
     np.testing.assert_allclose(np.asarray(y), [[0.0, -1.0, 7.0], [0.0, 0.0, 0.0]], atol=1e-6)
     g = nnx.grad(lambda q: jnp.sum(q(x * 3.0, QuantContext(True))))(q)
-    assert float(g["step"][...][0, 0]) != 0.0
+    assert float(g["log_step"][...][0, 0]) != 0.0
 
 
 @pytest.mark.parametrize("p_min, p_max", [(0.0, 0.1), (0.1, 0.2)])

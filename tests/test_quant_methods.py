@@ -162,3 +162,28 @@ def test_smp_low_bit_deep_propagation(bits):
     err = float(jnp.mean((f_first - ref) ** 2)) / float(jnp.mean(ref**2))
     assert err < (0.25 if bits == 2 else 0.05)
     assert bool(jnp.all(jnp.isfinite(f_eval)))
+
+
+@pytest.mark.parametrize("steps", [1, 4])
+def test_smp_full_precision_output_and_looped_operator(steps):
+    """``quantize_output=False`` keeps ``F^K`` unrounded (K quantisers, not K + 1), and an explicit
+    operator on an edge list that holds the self loops gives the same propagation."""
+    from lpgnas.quant._smp import gcn_normalize
+
+    n, c = 40, 4
+    s, r = _graph(n)
+    x = jax.random.normal(jax.random.key(4), (n, c))
+    q = SmoothPropagation(steps, 2.0, bits=2, eta=0.0, rngs=nnx.Rngs(0))
+    p = SmoothPropagation(steps, 2.0, bits=2, eta=0.0, quantize_output=False, rngs=nnx.Rngs(0))
+    assert q.num_quantizers == steps + 1 and p.num_quantizers == steps
+    assert p.alpha[...].shape == (steps,) and p.step_bits() == [2.0] * steps + [32.0]
+    fq = q(x, s, r, QuantContext(True))
+    fp = p(x, s, r, QuantContext(True))
+    assert len(np.unique(np.round(np.asarray(fq), 5))) <= 4  # 2-bit codes
+    assert len(np.unique(np.round(np.asarray(fp), 5))) > 4
+    en, sn = gcn_normalize(s, r, n)
+    loops = jnp.arange(n, dtype=jnp.int32)
+    ls, lr, ln = (jnp.concatenate([s, loops]), jnp.concatenate([r, loops]), jnp.concatenate([en, sn]))
+    f32 = SmoothPropagation(steps, 2.0, bits=32, eta=0.5, quantize_output=False)
+    again = f32(x, ls, lr, QuantContext(False), norm=(ln, None))
+    np.testing.assert_allclose(np.asarray(again), np.asarray(f32(x, s, r, QuantContext(False))), rtol=1e-5, atol=1e-5)

@@ -9,6 +9,7 @@ from flax import nnx
 from lpgnas.arch import Architecture
 from lpgnas.nn._layers import GNNLayer, activation, dropout
 from lpgnas.nn._message import GraphArrays
+from lpgnas.nn._propagation import LinearLayer, make_propagation, propagate_output
 
 __all__ = ["GNN"]
 
@@ -21,6 +22,11 @@ class GNN(nnx.Module):
     component when it is the classifier) stay in full precision. Graph tasks: optional batch norm after each
     layer, pooling (``arch.readout``) of every layer's output (and of the input when ``arch.jk``), one
     linear scorer per pooled representation, summed (the GIN read-out).
+
+    ``arch.propagation`` (node tasks): the output (after the classifier head, if any) is propagated
+    K steps by :attr:`propagation` (a :class:`lpgnas.quant.SmoothPropagation`; APPNP with
+    ``eta = 0``), its per-step quantisers from the ``propagate`` component of the config; the
+    propagated logits stay in full precision. ``linear`` layers are :class:`LinearLayer` s.
 
     Call with ``(x, graph_arrays, training=..., key=..., protect=...)``; ``key`` drives dropout,
     ``protect`` is the Degree-Quant mask (``bool [N]``) or ``None``.
@@ -38,8 +44,9 @@ class GNN(nnx.Module):
         last = len(arch.layers) - 1
         for i, spec in enumerate(arch.layers):
             is_logits = arch.task == "node" and i == last and spec.out_dim() == num_classes
-            layers.append(GNNLayer(spec, dim, layer_index=i, quant=quant, num_nodes=num_nodes,
-                                   quantize_output=not is_logits, rngs=rngs))
+            cls = LinearLayer if spec.op == "linear" else GNNLayer
+            layers.append(cls(spec, dim, layer_index=i, quant=quant, num_nodes=num_nodes,
+                              quantize_output=not is_logits, rngs=rngs))
             dim = spec.out_dim()
             dims.append(dim)
         self.layers = nnx.List(layers)
@@ -50,6 +57,10 @@ class GNN(nnx.Module):
         else:
             self.scorers = None
             self.head = None if dim == num_classes else nnx.Linear(dim, num_classes, rngs=rngs)
+        prop = None
+        if arch.task == "node" and arch.propagation is not None:
+            prop = make_propagation(arch, num_classes, quant=quant, num_nodes=num_nodes, rngs=rngs)
+        self.propagation = nnx.data(prop)
 
     def __call__(self, x: jax.Array, ga: GraphArrays, *, training: bool = False, key: jax.Array | None = None,
                  protect: jax.Array | None = None) -> jax.Array:
@@ -70,6 +81,8 @@ class GNN(nnx.Module):
         if arch.task == "node":
             if self.head is not None:
                 h = self.head(dropout(h, arch.dropout, keys[-1], training))
+            if self.propagation is not None:
+                h = propagate_output(self.propagation, h, ga, training=training, protect=protect)
             return h
         used = reps if arch.jk else reps[-1:]
         score = jnp.zeros((ga.num_graphs, self.num_classes), x.dtype)

@@ -3,7 +3,27 @@
 Every node (row) of a node/edge tensor has its own learned step ``s_i > 0`` and continuous bit
 width ``b_i`` (``[N, 1]`` parameters); weights have one pair per output channel. The forward pass
 uses ``b = round(clip(b_i, min_bits, max_bits))`` (straight-through) and the uniform codes
-``clip(round(x / s_i), qmin(b), qmax(b))``.
+``clip(round(x / s_i) + z_i, qmin(b), qmax(b))``, ``x_hat = (code - z_i) * s_i``. Signed codes have
+``z_i = 0``; unsigned codes (``signed=False``, for non-negative tensors such as bag-of-words inputs or
+post-ReLU features, which then spend no code on negative values: a row holding one distinct non-zero
+value is exact at 1 bit) take the zero point ``z_i = clip(round(-min(min_k x_ik, 0) / s_i), 0, qmax)``
+from the row's minimum (0 for a non-negative row), so negative values stay representable.
+
+Step parametrisation: the trained parameter is ``log_step`` ``u_i``, the log-ratio of the step to
+the row's range step: ``s_i = exp(u_i) * r_i / qmax(b_i)`` with ``r_i = max_k |x_ik|`` (signed) or
+``max_k x_ik - min(min_k x_ik, 0)`` (unsigned), a statistic of the current row (no gradient). So
+
+* an optimiser update changes the step by a relative amount (Adam moves a parameter by about
+  ``lr`` per update whatever the gradient's scale; a raw step of ``1e-2``, typical of row-normalised
+  features, went negative within a few updates and training was unstable);
+* the step follows the bit width (``s`` scales with ``1 / qmax(b)``, and the Local Gradient of
+  ``b`` includes that finer-grid term), so a change of ``b`` does not first clip or waste the range;
+* the step follows a row's scale: features that dropout rescales by ``1 / (1 - p)`` in training
+  keep the same codes as in evaluation (a raw learned step fitted to the rescaled training values
+  rounded a 1-bit row to zero in evaluation).
+
+``u_i = 0`` (the initial value) is max scaling; the Local Gradient learns the clipping (``u_i < 0``).
+The state's ``step`` holds the last training call's steps (no gradient; the NNS keys and inspection).
 
 Local Gradient: with ``local_gradient`` the gradient reaching ``s_i`` and ``b_i`` is not the task
 loss's but that of the node's mean L1 quantisation error ``E_i = mean_j |x_ij - x_hat_ij|``
@@ -14,8 +34,8 @@ A quantiser built for a single row (``shape[0] == 1``: the row count is unknown,
 or inductive models) keeps one ``(s, b)`` pair shared by every row.
 
 Nearest-Neighbour Strategy: on a graph whose node count differs from the pool's (an unseen graph),
-node ``i`` takes the pair ``(s_j, b_j)`` of the pool entry whose representable maximum
-``s_j * qmax(b_j)`` is nearest to ``max_k |x_ik|`` (optionally only among pool entries of the same
+node ``i`` takes the pair ``(log_step_j, b_j)`` of the pool entry whose representable maximum at the
+last training call ``step_j * qmax(b_j)`` is nearest to ``max_k |x_ik|`` (optionally only among pool entries of the same
 in-degree bucket ``floor(log2(d + 1))``). Searching is ``O((N + P) log P)`` (sort + searchsorted).
 
 Memory penalty: ``a * relu(M - M_target)^2`` with ``M = sum_q F_q * sum_i b_i / 8 / 1024`` KB over
@@ -32,7 +52,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from lpgnas.quant._core import (
-    cond,
     QParams,
     TINY,
     _dequant,
@@ -48,6 +67,8 @@ from lpgnas.quant._core import (
 __all__ = [
     "a2q_init",
     "a2q_params",
+    "a2q_zero_point",
+    "EXACT_TOL",
     "a2q_local_fake_quant",
     "a2q_row_error",
     "a2q_local_grads",
@@ -109,7 +130,9 @@ def nns_select(
 
 
 def a2q_init(spec, kind: str, shape: tuple[int, ...]) -> tuple[dict, frozenset]:
-    """``step`` (0 = not yet initialised) and ``bitwidth`` parameters, plus the pool's degrees."""
+    """State of one A2Q tensor: the trainable ``log_step`` (0: range scaling) and ``bitwidth``
+    (``spec.bits``), the last training steps ``step`` (0 until the first training call) and, for
+    node/edge tensors, the pool's degrees."""
     if kind == "weight":
         pshape = stat_shape(shape, spec.granularity)
         state = {}
@@ -117,65 +140,110 @@ def a2q_init(spec, kind: str, shape: tuple[int, ...]) -> tuple[dict, frozenset]:
         pshape = (shape[0],) + (1,) * (len(shape) - 1)
         state = {"pool_degree": jnp.full((shape[0],), -1, jnp.int32)}
     state["step"] = jnp.zeros(pshape, jnp.float32)
+    state["log_step"] = jnp.zeros(pshape, jnp.float32)
     state["bitwidth"] = jnp.full(pshape, float(spec.bits), jnp.float32)
-    return state, frozenset({"step", "bitwidth"})
+    return state, frozenset({"log_step", "bitwidth"})
 
 
-def _row_absmax(x: jax.Array, granularity: str, kind: str) -> jax.Array:
-    x = jnp.abs(jax.lax.stop_gradient(x))
+def _row_range(x: jax.Array, granularity: str, kind: str, shared_shape=None) -> tuple[jax.Array, jax.Array]:
+    """``(min(x), max(x))`` per row (node/edge), per ``granularity`` group (weights) or over the
+    whole tensor (``shared_shape``: the shape of a single shared parameter); no gradient."""
+    x = jax.lax.stop_gradient(x)
+    if shared_shape is not None:
+        return jnp.min(x, keepdims=True).reshape(shared_shape), jnp.max(x, keepdims=True).reshape(shared_shape)
     if kind == "weight":
         axes = reduce_axes(x.ndim, granularity)
-        return jnp.max(x, axis=axes, keepdims=True).reshape(stat_shape(x.shape, granularity))
+        shp = stat_shape(x.shape, granularity)
+        return (jnp.min(x, axis=axes, keepdims=True).reshape(shp),
+                jnp.max(x, axis=axes, keepdims=True).reshape(shp))
     axes = tuple(range(1, x.ndim))
-    return jnp.max(x, axis=axes, keepdims=True) if axes else x
+    if not axes:
+        return x, x
+    return jnp.min(x, axis=axes, keepdims=True), jnp.max(x, axis=axes, keepdims=True)
+
+
+def a2q_zero_point(lo: jax.Array, s: jax.Array, qmax: jax.Array, signed: bool) -> jax.Array:
+    """Zero point of a group with minimum ``lo``: 0 when signed; unsigned codes ``[0, qmax]`` put the
+    group's negative part below the zero point ``clip(round(-min(lo, 0) / s), 0, qmax)`` (0 for a
+    non-negative group, whose codes are then ``round(x / s)``). A statistic: no gradient."""
+    if signed:
+        return jnp.zeros_like(s)
+    zp = jnp.clip(jnp.round(-jnp.minimum(lo, 0.0) / s), 0.0, qmax)
+    return jax.lax.stop_gradient(zp)
+
+
+def _range_step(lo, hi, qmin, qmax, signed: bool) -> jax.Array:
+    """The range step ``r / qmax``: ``max|x| / qmax`` (signed), ``(max - min) / qmax`` over the
+    range widened to contain 0 (unsigned); at least ``TINY``."""
+    if signed:
+        span = jnp.maximum(-lo, hi) / jnp.maximum(qmax, 1.0)
+    else:
+        span = (jnp.maximum(hi, 0.0) - jnp.minimum(lo, 0.0)) / jnp.maximum(qmax - qmin, 1.0)
+    return jnp.maximum(span, TINY)
 
 
 def a2q_params(plan, state: dict, x: jax.Array, ctx) -> tuple[QParams, dict]:
-    """Quantisation parameters of one call (NNS when ``x`` has a different number of rows)."""
+    """Quantisation parameters of one call (NNS when ``x`` has a different number of rows):
+    ``s = exp(log_step) * range / qmax(b)`` (module docstring), the unsigned zero point, and the
+    clipped bit widths (straight-through rounding)."""
     spec = plan.spec
-    s, b = state["step"], state["bitwidth"]
-    pool = s.shape[0] if (plan.kind != "weight" and s.ndim) else 0
+    ref, u, b = state["step"], state["log_step"], state["bitwidth"]
+    pool = ref.shape[0] if (plan.kind != "weight" and ref.ndim) else 0
     shared = pool == 1  # built for one row (unknown row count): one (s, b) shared by all rows
     own_rows = plan.kind == "weight" or shared or x.shape[0] == pool
-    if shared:
-        absmax = jnp.max(jnp.abs(jax.lax.stop_gradient(x)), keepdims=True).reshape(s.shape)
-    else:
-        absmax = _row_absmax(x, spec.granularity, plan.kind)
+    lo, hi = _row_range(x, spec.granularity, plan.kind, ref.shape if shared else None)
     if not own_rows:
         b_now = jnp.clip(jax.lax.stop_gradient(b), spec.min_bits, spec.max_bits)
-        key = jax.lax.stop_gradient(s) * qrange_array(jnp.round(b_now), spec.signed)[1]
+        key = ref * qrange_array(jnp.round(b_now), spec.signed)[1]  # pool rows' last representable max
         idx = nns_select(
-            absmax.reshape(-1),
+            jnp.maximum(-lo, hi).reshape(-1),
             key.reshape(-1),
             query_degree=ctx.degree,
             pool_degree=state["pool_degree"],
             num_buckets=spec.nns_buckets,
         )
-        s = s[idx]
-        b = b[idx]
+        u, b = u[idx], b[idx]
     b_c = jnp.clip(b, spec.min_bits, spec.max_bits)
     qmin, qmax = qrange_array(round_ste(b_c), spec.signed)
-    s0 = jnp.maximum(absmax / jnp.maximum(jax.lax.stop_gradient(qmax), 1.0), TINY)
-    s_eff = cond(jnp.all(s > 0), lambda: s, lambda: jnp.where(s > 0, s, s0))
+    s = _range_step(lo, hi, qmin, qmax, spec.signed) * jnp.exp(u)
     new_state = state
     if ctx.training and own_rows:
-        new_state = {**state, "step": jax.lax.stop_gradient(s_eff)}
+        new_state = {**state, "step": jax.lax.stop_gradient(s)}
         if plan.kind != "weight" and ctx.degree is not None and x.shape[0] == pool:
             new_state["pool_degree"] = jnp.asarray(ctx.degree).astype(jnp.int32)
-    zp = jnp.zeros((), jnp.float32)
-    return QParams(s_eff, zp, qmin, qmax, bits=b_c), new_state
+    zp = a2q_zero_point(lo, jax.lax.stop_gradient(s), jax.lax.stop_gradient(qmax), spec.signed)
+    return QParams(s, zp, qmin, qmax, bits=b_c), new_state
 
 
-def a2q_row_error(x: jax.Array, s: jax.Array, b: jax.Array, signed: bool, row_size: int | None = None) -> jax.Array:
+EXACT_TOL = 1e-4
+"""Errors below ``EXACT_TOL * s`` count as exact (no gradient): a value on the grid can miss its code
+by float32 rounding (``(x / s) * s != x``), and an optimiser that normalises the gradient's scale
+(Adam) would turn the sign of such noise into full-size updates of ``s`` and ``b``."""
+
+
+def _shifted_range(b, signed: bool, zero_point):
+    """``(qmin - zp, qmax - zp)``: the code range around the zero point (``x_hat = code * s``)."""
+    qmin, qmax = qrange_array(b, signed)
+    if zero_point is None:
+        return qmin, qmax
+    return qmin - zero_point, qmax - zero_point
+
+
+def a2q_row_error(x: jax.Array, s: jax.Array, b: jax.Array, signed: bool, row_size: int | None = None,
+                  zero_point: jax.Array | None = None) -> jax.Array:
     """``sum_i mean_j |x_ij - x_hat_ij|``: the local quantisation error whose gradient trains
     ``s`` and ``b`` (straight-through rounding of both ``x / s`` and ``b``).
 
     ``row_size``: the number of elements the mean of a row is over (default: the row's size in
     ``x``). A row-compact input passes its dense width: its padding zeros stand for the row's zeros,
     which quantise to zero with zero error and zero gradient, so the mean is the dense one.
+    Element errors below ``EXACT_TOL * s`` count as 0 (float32 rounding of values on the grid).
+    ``zero_point``: unsigned codes' zero point (a constant; ``None`` = 0).
     """
-    qmin, qmax = qrange_array(round_ste(b), signed)
-    err = jnp.abs(x - fake_quant(x, s, 0.0, qmin, qmax, "clip"))
+    zp = None if zero_point is None else jax.lax.stop_gradient(zero_point)
+    lo, hi = _shifted_range(round_ste(b), signed, zp)
+    d = jnp.abs(x - fake_quant(x, s, 0.0, lo, hi, "clip"))
+    err = jnp.where(d > EXACT_TOL * jax.lax.stop_gradient(s), d, jnp.zeros_like(d))
     axes = tuple(range(1, x.ndim))
     if not axes:
         return jnp.sum(err)
@@ -186,70 +254,87 @@ def a2q_row_error(x: jax.Array, s: jax.Array, b: jax.Array, signed: bool, row_si
     return jnp.sum(per_row)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(3, 4, 5))
-def _local_fq(x, s, b, signed, backward, row_size):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
+def _local_fq(x, s, b, zp, signed, backward, row_size):
     qmin, qmax = qrange_array(jnp.round(b), signed)
-    zp = jnp.zeros_like(s)
     return _dequant(uniform_codes(x, s, zp, qmin, qmax), s, zp)
 
 
-def _local_fwd(x, s, b, signed, backward, row_size):
-    return _local_fq(x, s, b, signed, backward, row_size), (x, s, b)
+def _local_fwd(x, s, b, zp, signed, backward, row_size):
+    return _local_fq(x, s, b, zp, signed, backward, row_size), (x, s, b, zp)
 
 
-def a2q_local_grads(x, s, b, signed: bool, row_size: int | None = None) -> tuple[jax.Array, jax.Array]:
+def a2q_local_grads(x, s, b, signed: bool, row_size: int | None = None,
+                    zero_point: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
     """``(dE/ds, dE/db)`` of :func:`a2q_row_error`, derived by hand and computed in one pass over ``x``
     (``jax.grad`` of the error needs several passes and reductions, which
     made the Local Gradient the bulk of an A2Q training step).
 
-    Per element, with ``v = x / s``, ``x_hat = clip(round(v), qmin, qmax) * s`` and
-    ``e = -sign(x - x_hat)``: ``dE/ds`` sums ``e * (qmin | qmax | round(v) - v)`` (below / above /
-    inside the code range) and ``dE/db`` sums ``e * s`` where clipped, times ``dqmin/db`` or
-    ``dqmax/db`` (``2^(b-1) ln 2`` signed, ``2^b ln 2`` unsigned); both divided by the row size.
-    (Sibling reductions of one elementwise pass; stacking them into one reduction materialises the
-    stack and is slower on CPU.)
+    Per element, with ``v = x / s``, the code range ``[lo, hi] = [qmin - zp, qmax - zp]``,
+    ``x_hat = clip(round(v), lo, hi) * s`` and ``e = -sign(x - x_hat)``: ``dE/ds`` sums
+    ``e * (lo | hi | round(v) - v)`` (below / above / inside the range) and ``dE/db`` sums ``e * s``
+    where clipped, times ``dqmin/db`` or ``dqmax/db`` (``-+2^(b-1) ln 2`` signed; ``0`` and
+    ``2^b ln 2`` unsigned); both divided by the row size.
+
+    Cost: one elementwise pass (no transcendental per element) and three sibling reductions; the
+    clipped-low term is only reduced for signed codes (unsigned ``qmin`` does not depend on ``b``).
     """
     bits = jnp.round(b)
-    qmin, qmax = qrange_array(bits, signed)
+    zp = None if zero_point is None else jax.lax.stop_gradient(zero_point)
+    lo, hi = _shifted_range(bits, signed, zp)
     v = x / s
-    below = v < qmin
-    above = v > qmax
-    x_hat = _dequant(jnp.clip(jnp.round(v), qmin, qmax), s, jnp.zeros_like(s))
-    e = -jnp.sign(x - x_hat)
+    below = v < lo
+    above = v > hi
+    code = jnp.clip(jnp.round(v), lo, hi)
+    d = x - code * s
+    e = jnp.where(jnp.abs(d) > EXACT_TOL * s, -jnp.sign(d), jnp.zeros_like(d))
     zero = jnp.zeros_like(x)
-    c_s = e * jnp.where(below, qmin, jnp.where(above, qmax, jnp.round(v) - v))
-    c_lo = jnp.where(below, e * s, zero)
-    c_hi = jnp.where(above, e * s, zero)
+    c_s = e * (code - jnp.where(below | above, zero, v))
+    c_hi = jnp.where(above, e, zero)
     if x.ndim <= 1:
         norm = 1.0
     else:
         norm = float(row_size if row_size is not None else np.prod(x.shape[1:], dtype=np.int64))
-    g_s, g_lo, g_hi = sum_to(c_s, s.shape), sum_to(c_lo, b.shape), sum_to(c_hi, b.shape)
     ln2 = math.log(2.0)
+    g_s = sum_to(c_s, s.shape)
+    g_hi = sum_to(c_hi, b.shape)
     if signed:
-        half = qmax + 1.0  # 2^(bits - 1)
-        g_b = (g_hi - g_lo) * (half * ln2)
+        half = _pow2_const(bits - 1.0)  # 2^(bits - 1)
+        g_lo = sum_to(jnp.where(below, e, zero), b.shape)
+        g_b = (g_hi - g_lo) * (half * ln2) * _sum_shape(s, b.shape)
     else:
-        g_b = g_hi * ((qmax + 1.0) * ln2)
+        g_b = g_hi * (_pow2_const(bits) * ln2) * _sum_shape(s, b.shape)
     inv = jnp.asarray(1.0 / norm, x.dtype)
     return g_s * inv, g_b * inv
 
 
+def _pow2_const(bits):
+    return jax.lax.stop_gradient(qrange_array(bits, False)[1] + 1.0)
+
+
+def _sum_shape(s, shape):
+    """``s`` (the step, constant within a group) brought to the bit-width parameter's shape."""
+    return s if s.shape == tuple(shape) else jnp.broadcast_to(s, shape)
+
+
 def _local_bwd(signed, backward, row_size, res, ct):
-    x, s, b = res
+    x, s, b, zp = res
     qmin, qmax = qrange_array(jnp.round(b), signed)
-    v = x / s
+    v = x / s + zp
     inside = jnp.logical_and(v >= qmin, v <= qmax)
     gx = ct if backward == "ste" else jnp.where(inside, ct, jnp.zeros_like(ct))
-    gs, gb = a2q_local_grads(x, s, b, signed, row_size)
-    return gx, gs, gb
+    gs, gb = a2q_local_grads(x, s, b, signed, row_size, zp)
+    return gx, gs, gb, jnp.zeros_like(zp)
 
 
 _local_fq.defvjp(_local_fwd, _local_bwd)
 
 
-def a2q_local_fake_quant(x, s, b, *, signed: bool, backward: str = "clip", row_size: int | None = None) -> jax.Array:
+def a2q_local_fake_quant(x, s, b, *, signed: bool, backward: str = "clip", row_size: int | None = None,
+                         zero_point: jax.Array | None = None) -> jax.Array:
     """A2Q fake quantisation whose parameter gradients are those of :func:`a2q_row_error` (the
     Local Gradient method, rows averaged over ``row_size`` elements) whatever the upstream
-    gradient; ``x`` gets the STE/clip gradient."""
-    return _local_fq(x, s, b, bool(signed), backward, None if row_size is None else int(row_size))
+    gradient; ``x`` gets the STE/clip gradient. ``zero_point``: unsigned codes' zero point
+    (``None`` = 0; it gets no gradient)."""
+    zp = jnp.zeros_like(s) if zero_point is None else jax.lax.stop_gradient(jnp.asarray(zero_point, s.dtype))
+    return _local_fq(x, s, b, zp, bool(signed), backward, None if row_size is None else int(row_size))

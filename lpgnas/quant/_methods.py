@@ -408,7 +408,7 @@ def _fake(plan: QuantPlan, qp: QParams, x: jax.Array) -> jax.Array:
         row_size = _row_size(plan, x)
         if plan.kind != "weight" and plan.spec.local_gradient:
             return a2q_local_fake_quant(x, qp.scale, qp.bits, signed=plan.signed, backward=plan.backward,
-                                        row_size=row_size)
+                                        row_size=row_size, zero_point=qp.zero_point)
         qp_static = qrange(plan.bits, plan.signed)[1]
         numel = (x.shape[0] if x.ndim else 1) * row_size
         g = lsq_grad_scale(numel // max(int(np.prod(qp.scale.shape)), 1), max(qp_static, 1))
@@ -467,9 +467,11 @@ def row_compact_exact(q, kind: str = "node") -> bool:
     Hence the values at the non-zeros, the padding (exact zeros), the observer state and the
     gradients are those of the dense quantiser.
 
-    A2Q on node/edge tensors is exact too: per-row step and bits (zero point 0, so a zero is code 0
-    with zero error and zero gradient to ``s_i``/``b_i``), the step initialised from the row's
-    ``max |x|`` (an extremum), nearest-neighbour matching on the same ``max |x|``, and the Local
+    A2Q on node/edge tensors is exact too: per-row step and bits (a zero is code ``z_i``, decoded
+    to exactly 0 with zero error and zero gradient to ``s_i``/``b_i``), the step (a learned ratio to
+    the row's range) and the unsigned zero point computed from the row's ``min``/``max`` (extrema;
+    every compact row holds a zero),
+    nearest-neighbour matching on ``max |x|``, and the Local
     Gradient error averaged over the plan's dense row width (not the stored ``K``). Values, state and
     input gradients are bit for bit; the step/bit-width gradients are the same sums over a row's
     non-zeros, equal up to float32 summation order (like the compact product's weight gradient).

@@ -142,12 +142,14 @@ class A2QQuantizer(StatefulQuantizer):
         s = self.plan.spec
         return round_ste(jnp.clip(self.bitwidth[...], s.min_bits, s.max_bits))
 
-    def memory_kb(self) -> jax.Array:
-        """``F * sum_i b_i / 8 / 1024`` (KB) of this node/edge tensor; 0 for weights."""
+    def memory_kb(self, bits: float | None = None) -> jax.Array:
+        """``F * sum_i b_i / 8 / 1024`` (KB) of this node/edge tensor; 0 for weights. With ``bits``:
+        the memory if every row had ``bits`` bits (e.g. a memory target at an average width)."""
         if self.plan.kind == "weight":
             return jnp.zeros((), jnp.float32)
         f = float(np.prod(self.plan.shape[1:], dtype=np.int64))
-        return f * jnp.sum(self.bit_widths()) / 8.0 / 1024.0
+        widths = self.bit_widths() if bits is None else jnp.full(self.bitwidth[...].shape, bits, jnp.float32)
+        return f * jnp.sum(widths) / 8.0 / 1024.0
 
 
 _CLASSES: dict[str, type[StatefulQuantizer]] = {
@@ -216,11 +218,12 @@ def _a2q_quantizers(model_or_quantizers) -> list[A2QQuantizer]:
     return [q for q in items if isinstance(q, A2QQuantizer)]
 
 
-def a2q_memory_kb(model_or_quantizers) -> jax.Array:
-    """``M``: feature memory (KB) of every node/edge A2Q quantiser in a model (or a list)."""
+def a2q_memory_kb(model_or_quantizers, bits: float | None = None) -> jax.Array:
+    """``M``: feature memory (KB) of every node/edge A2Q quantiser in a model (or a list); with
+    ``bits``, the memory they would take with every row at ``bits`` bits (a target ``M_target``)."""
     total = jnp.zeros((), jnp.float32)
     for q in _a2q_quantizers(model_or_quantizers):
-        total = total + q.memory_kb()
+        total = total + q.memory_kb(bits)
     return total
 
 

@@ -51,6 +51,7 @@ COMPONENTS = (
     "message",
     "aggregate",
     "output",
+    "propagate",  # the K propagation steps of an Architecture.propagation block (layer index = len(layers))
 )
 KINDS = ("weight", "node", "edge")
 SGQUANT_ALLOWED_BITS = (1, 2, 4, 8, 16, 32)
@@ -547,14 +548,20 @@ def _dq(name: str, bits: int, p_min: float, p_max: float) -> QuantConfig:
 
 
 def _a2q() -> QuantConfig:
+    """A2Q: learned per-node step and bits on every node/edge tensor (4 bits at the start, 2..8:
+    a signed 1-bit code set ``{-1, 0}`` holds no positive value), per-channel weights. Layer inputs
+    (bag-of-words rows, post-activation features) use unsigned codes starting at 2 bits (1..8): a
+    row-normalised bag-of-words row holds one distinct non-zero value, exact at 1 bit, so the memory
+    penalty takes those bits first. Small edge tensors stay 8-bit affine."""
     small = (
         Override(_act("affine", 8), component="edge_weight"),
         Override(_act("affine", 8), component="attention"),
         Override(QuantSpec("affine", 8, signed=True), component="attention_logit"),
+        Override(QuantSpec("a2q", 2, signed=False, min_bits=1.0, max_bits=8.0), component="input"),
     )
     return QuantConfig(
-        default=QuantSpec("a2q", 4, signed=True, min_bits=1.0, max_bits=8.0),
-        weight=QuantSpec("a2q", 4, signed=True, granularity="column", min_bits=1.0, max_bits=8.0),
+        default=QuantSpec("a2q", 4, signed=True, min_bits=2.0, max_bits=8.0),
+        weight=QuantSpec("a2q", 4, signed=True, granularity="column", min_bits=2.0, max_bits=8.0),
         overrides=small,
         name="a2q",
     )
@@ -571,14 +578,19 @@ def _sgquant() -> QuantConfig:
 
 
 def _smp(name: str, bits: int) -> QuantConfig:
+    """Smoothness-aware low-bit propagation: learned-range (alpha) quantisers everywhere, the
+    propagation steps included (``propagate``; alpha there turns on the dual ascent of an
+    ``Architecture.propagation`` left at ``eta=None``)."""
     return QuantConfig(default=_act("alpha", bits), weight=_w("alpha", bits),
-                       overrides=(_row_input("affine", bits),), name=name)
+                       overrides=(_row_input("affine", bits), Override(_act("alpha", bits), component="propagate")),
+                       name=name)
 
 
 _PRESET_BUILDERS = {
     "fp32": lambda: QuantConfig(name="fp32"),
     "int8": lambda: _uniform("int8", 8, 8, "tensor"),
     "int4": lambda: _uniform("int4", 4, 4, "tensor"),
+    "int2": lambda: _uniform("int2", 2, 2, "tensor"),  # naive W2A2 QAT (the propagation steps: plain APPNP)
     "w8a8": lambda: _uniform("w8a8", 8, 8, "column"),
     "w4a8": lambda: _uniform("w4a8", 4, 8, "column"),
     "w4a4": lambda: _uniform("w4a4", 4, 4, "column"),
