@@ -196,24 +196,11 @@ class GNNLayer(nnx.Module):
         return self.q_output(out, node_ctx)
 
     def _weight(self, kernel, w_ctx, xq):
-        """The quantised ``kernel``; materialised when a row-compact input gathers its rows."""
-        w = self.q_weight(kernel, w_ctx)
-        return _materialize(w, self.q_weight) if isinstance(xq, SparseRows) else w
+        return quantized_weight(self.q_weight, kernel, w_ctx, xq)
 
     def _quantize_input(self, x, node_ctx):
-        """The quantised input: dense, an unquantised ``BCOO``, or a :class:`SparseRows` whose values
-        went through ``q_input`` when that is exact (:func:`lpgnas.quant.row_compact_exact`; else
-        the rows are densified first)."""
-        if isinstance(x, SparseRows):
-            if _quant.row_compact_exact(self.q_input):
-                # materialised: the compact product reads each value once per output channel
-                return x.with_values(_materialize(self.q_input(x.values, node_ctx), self.q_input))
-            x = x.todense()
-        elif isinstance(x, jsparse.BCOO):
-            if self.q_input is _quant.identity and not self.spec.skip:
-                return x
-            x = x.todense()  # quantisers and identity skips act on dense features
-        return self.q_input(x, node_ctx)
+        # identity skips act on dense features, so a skip layer densifies an unquantised BCOO too
+        return quantize_input(self.q_input, x, node_ctx, keep_bcoo=not self.spec.skip)
 
     def _attend(self, hx, ga, senders, receivers, edge_ctx, node_ctx, training, key, attn_dropout):
         spec = self.spec
@@ -239,6 +226,28 @@ class GNNLayer(nnx.Module):
         if spec.concat:
             return agg
         return agg.reshape(n, h, f).mean(axis=1)
+
+
+def quantized_weight(q_weight, kernel: jax.Array, w_ctx, xq) -> jax.Array:
+    """``q_weight(kernel)``; materialised when a row-compact input ``xq`` gathers its rows."""
+    w = q_weight(kernel, w_ctx)
+    return _materialize(w, q_weight) if isinstance(xq, SparseRows) else w
+
+
+def quantize_input(q_input, x, node_ctx, *, keep_bcoo: bool = True):
+    """The quantised layer input: dense, an unquantised ``BCOO`` (when ``keep_bcoo``), or a
+    :class:`SparseRows` whose values went through ``q_input`` when that is exact
+    (:func:`lpgnas.quant.row_compact_exact`; else the rows are densified first)."""
+    if isinstance(x, SparseRows):
+        if _quant.row_compact_exact(q_input):
+            # materialised: the compact product reads each value once per output channel
+            return x.with_values(_materialize(q_input(x.values, node_ctx), q_input))
+        x = x.todense()
+    elif isinstance(x, jsparse.BCOO):
+        if q_input is _quant.identity and keep_bcoo:
+            return x
+        x = x.todense()  # quantisers act on dense features
+    return q_input(x, node_ctx)
 
 
 def _copy_rows(x: jax.Array) -> jax.Array:

@@ -16,11 +16,10 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 from flax import nnx
-from jax.experimental import sparse as jsparse
 
 from lpgnas import quant as _quant
 from lpgnas.arch import Architecture, LayerSpec
-from lpgnas.nn._layers import _glorot, _make_quantizer, _materialize, _matmul
+from lpgnas.nn._layers import _glorot, _make_quantizer, _materialize, _matmul, quantize_input, quantized_weight
 from lpgnas.nn._message import GraphArrays, gcn_norm
 from lpgnas.nn._sparse import SparseRows
 
@@ -63,28 +62,12 @@ class LinearLayer(nnx.Module):
                  protect: jax.Array | None = None, attn_dropout: float = 0.0) -> jax.Array:
         node_ctx = _quant.QuantContext(training=training, protect=protect, degree=ga.in_degree)
         w_ctx = _quant.QuantContext(training=training)
-        xq = self._quantize_input(x, node_ctx)
-        w = self.q_weight(self.kernel[...], w_ctx)
-        if isinstance(xq, SparseRows):
-            w = _materialize(w, self.q_weight)
-        pre = _matmul(xq, w)
+        xq = quantize_input(self.q_input, x, node_ctx)
+        pre = _matmul(xq, quantized_weight(self.q_weight, self.kernel[...], w_ctx, xq))
         if isinstance(xq, SparseRows):  # the compact product's backward reads q_linear's cotangent per non-zero
             pre = _materialize(pre, self.q_linear)
         out = self.q_linear(pre, node_ctx) + self.bias[...][None, :]
         return self.q_output(out, node_ctx)
-
-    def _quantize_input(self, x, ctx):
-        """Dense features through ``q_input``; a row-compact input stays compact when quantising
-        it that way is exact, and an unquantised ``BCOO`` input stays sparse."""
-        if isinstance(x, SparseRows):
-            if _quant.row_compact_exact(self.q_input):
-                return x.with_values(_materialize(self.q_input(x.values, ctx), self.q_input))
-            x = x.todense()
-        elif isinstance(x, jsparse.BCOO):
-            if self.q_input is _quant.identity:
-                return x
-            x = x.todense()
-        return self.q_input(x, ctx)
 
 
 def propagation_spec(arch: Architecture, quant=None) -> _quant.QuantSpec:
