@@ -87,12 +87,16 @@ def test_grid_values_with_float_noise_get_no_local_gradient():
     assert float(a2q_row_error(x, s, b, True)) == 0.0
 
 
-def test_log_step_gradient_is_the_relative_local_gradient():
-    rng = np.random.default_rng(1)
-    x = jnp.asarray(rng.normal(size=(6, 5)).astype(np.float32))
-    spec = QuantSpec("a2q", 3, signed=True)
-    plan = make_plan(spec, "node", x.shape)
+def _signed_a2q_node(seed: int, shape: tuple[int, int]):
+    """Normal features of ``shape`` and a fresh signed 3-bit A2Q node quantiser planned for them."""
+    x = jnp.asarray(np.random.default_rng(seed).normal(size=shape).astype(np.float32))
+    plan = make_plan(QuantSpec("a2q", 3, signed=True), "node", x.shape)
     state, _ = quant_init(plan, jax.random.key(0))
+    return x, plan, state
+
+
+def test_log_step_gradient_is_the_relative_local_gradient():
+    x, plan, state = _signed_a2q_node(seed=1, shape=(6, 5))
     state["log_step"] = jnp.full((6, 1), -0.4)
 
     def scale_of(u):
@@ -110,11 +114,7 @@ def test_log_step_gradient_is_the_relative_local_gradient():
 
 def test_bit_gradient_sees_the_finer_grid():
     # no clipping at all (range scaling), so only the step's 1 / qmax(b) term can ask for more bits
-    rng = np.random.default_rng(2)
-    x = jnp.asarray(rng.normal(size=(8, 16)).astype(np.float32))
-    spec = QuantSpec("a2q", 3, signed=True)
-    plan = make_plan(spec, "node", x.shape)
-    state, _ = quant_init(plan, jax.random.key(0))
+    x, plan, state = _signed_a2q_node(seed=2, shape=(8, 16))
 
     def err(b):
         qp, _ = quant_params(plan, {**state, "bitwidth": b}, x, QuantContext(True))
