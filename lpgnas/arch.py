@@ -302,14 +302,15 @@ def read_architecture(path: str | os.PathLike) -> Architecture:
 
 
 def baseline(model: str, *, task: str = "node", num_layers: int | None = None, hidden: int | None = None,
-             heads: int | None = None, num_classes: int | None = None) -> Architecture:
+             heads: int | None = None, num_classes: int | None = None, readout: str = "sum") -> Architecture:
     """The FP32 baseline architectures: ``gcn``, ``gat``, ``gin``, ``sage``, ``appnp``.
 
     Node tasks follow the published set-ups (GCN: 2 layers of 16, dropout 0.5; GAT: 8 heads x 8 then
     one output head, dropout 0.6 on inputs and attention; GIN/SAGE: 2 layers; APPNP: an MLP of 2
     ``linear`` layers (hidden 64, dropout 0.5) whose logits are propagated K = 10 steps with teleport
     0.1, i.e. :class:`Propagation` ``(steps=10, lam=9)``). Graph tasks use GIN's
-    set-up: 5 layers (incl. input) with batch norm and a readout of every layer (jumping knowledge);
+    set-up: 5 layers (incl. input) with batch norm and a ``readout`` (default GIN's sum) of every
+    layer (jumping knowledge);
     ``appnp`` is node-level only. The last layer's width is ``num_classes`` for node tasks (it is the
     classifier).
     """
@@ -325,7 +326,7 @@ def baseline(model: str, *, task: str = "node", num_layers: int | None = None, h
                                  aggregator="mean" if model == "sage" else "add", activation="relu")
                        for _ in range(n))
         return Architecture(layers=layers, task="graph", dropout=0.5, input_dropout=0.0, norm="batch",
-                            readout="sum", jk=True).validate()
+                            readout=readout, jk=True).validate()
     if num_classes is None:
         raise ConfigError("num_classes", "needed to build a node-classification baseline")
     n = num_layers or 2

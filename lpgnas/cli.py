@@ -14,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from lpgnas._validate import finite_number
+from lpgnas.arch import READOUTS
 from lpgnas.errors import ConfigError, LpgnasError
 
 __all__ = ["main", "build_parser", "TRAIN_DEFAULTS"]
@@ -42,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=int, default=None)
     t.add_argument("--hidden", type=int, default=None, help="hidden width (baselines)")
     t.add_argument("--layers", type=int, default=None, help="number of layers (baselines)")
+    t.add_argument("--readout", choices=READOUTS, default=None,
+                   help="graph pooling of every layer (graph tasks; default: the architecture's, sum for the "
+                        "GIN baseline; mean keeps the logits of large graphs in range)")
     t.add_argument("--batch-size", type=int, default=None, help="graphs per batch (graph tasks)")
     q = t.add_mutually_exclusive_group()
     q.add_argument("--quant", default=None, metavar="SCHEME",
@@ -248,6 +252,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError(f"--{name}", f"must be at least 1, got {getattr(args, name)}")
     obj = D.load_dataset(args.dataset, args.data_root)
     task = "graph" if isinstance(obj, D.GraphDataset) else "node"
+    if args.readout is not None and task != "graph":
+        raise ConfigError("--readout", f"pools graphs; {args.dataset} is a node-level dataset")
     if args.arch is not None:
         arch = read_architecture(args.arch)
         if arch.task != task:
@@ -310,7 +316,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     else:
         dataset = obj
         if arch is None:
-            arch = baseline(model_name, task="graph", hidden=args.hidden, num_layers=args.layers)
+            arch = baseline(model_name, task="graph", hidden=args.hidden, num_layers=args.layers,
+                            readout=args.readout or "sum")
+        elif args.readout is not None:
+            arch = dataclasses.replace(arch, readout=args.readout)
         arch, config = _with_quant(arch, quant, defaults, args, dataset.num_features, dataset.num_classes, None)
         splits = D.kfold_splits(dataset.labels, k=args.folds, seed=0, folds=dataset.folds)
         for fold, split in enumerate(splits):

@@ -39,11 +39,21 @@ def test_train_graph_task_with_folds(capsys, data_root):
     (["--dataset", "cora", "--seeds", "0"], "--seeds"),
     (["--dataset", "amazon-photo", "--split", "public"], "--split"),
     (["--dataset", "synthetic:nodes=50,bogus=1"], "bogus"),
+    (["--dataset", "cora", "--readout", "mean"], "--readout"),
 ])
 def test_bad_input_exits_2_with_message(capsys, data_root, argv, needle):
     code, out, err = _run(capsys, "train", *argv, "--data-root", data_root)
     assert code == 2
     assert needle in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("readout", ["mean", "max"])
+def test_readout_flag_sets_the_saved_architecture(capsys, tmp_path, data_root, readout):
+    code, _, err = _run(capsys, "train", "--dataset", "mutag", "--folds", "2", "--epochs", "1", "--hidden", "8",
+                        "--layers", "2", "--readout", readout, "--save", str(tmp_path), "--data-root", data_root)
+    assert code == 0, err
+    saved = json.loads((tmp_path / "arch.json").read_text())
+    assert saved["readout"] == readout and saved["layers"][0]["op"] == "gin"
 
 
 def test_bad_architecture_file_names_field(capsys, tmp_path, data_root):
