@@ -5,6 +5,9 @@ Shipped spaces (YAML files next to this module; copy one to start your own):
 * ``lpgnas`` -- the LPGNAS space: per layer attention x aggregator x activation x width x heads x
   skip, and per layer and component the bit width and number format;
 * ``sgquant`` -- a fixed GCN whose bits are searched per component x layer x in-degree bucket;
+* ``small`` -- GCN/GAT attention up to 8 heads x 32 with 2-32 bit weights, inputs and aggregation;
+* ``compact`` -- GCN/GAT attention up to 2 heads x 32 with per-column 1-8 bit weights and 4/8-bit
+  inputs and aggregation (fully quantised models, for the small end of a size-accuracy front);
 * ``tiny`` -- a small space for tests and the demo.
 
 >>> space = load_space("tiny")

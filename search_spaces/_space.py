@@ -42,6 +42,8 @@ FORMATS = ("fixed", "affine", "lsq")
 at 2), affine (scale + zero point from observed ranges) and LSQ (learned step size)."""
 ALLOWED_BITS = (1, 2, 4, 8, 16, 32)
 """Bit widths a search may choose; 32 means full precision whatever the format."""
+SPACE_GRANULARITIES = ("tensor", "column")
+"""Scale granularities of a searched component: one scale, or one per output channel (weights)."""
 
 # Components that are not per node / per edge (no in-degree, so never split into degree buckets).
 _UNBUCKETED = ("weight",)
@@ -56,10 +58,12 @@ def _components() -> tuple[str, ...]:
 
 
 class QuantOption(NamedTuple):
-    """One resolved quantisation candidate: a :data:`lpgnas.quant.METHODS` name and its bits."""
+    """One resolved quantisation candidate: a :data:`lpgnas.quant.METHODS` name, its bits and the
+    granularity of its scale (``tensor``, or ``column``: one scale per output channel of a weight)."""
 
     method: str
     bits: int
+    granularity: str = "tensor"
 
     def spec(self, *, signed: bool = True):
         """The :class:`lpgnas.quant.QuantSpec` of this option (``signed`` as for ``QuantSpec``)."""
@@ -67,19 +71,19 @@ class QuantOption(NamedTuple):
 
         if self.method == "fp32":
             return QuantSpec("fp32", 32)
-        return QuantSpec(self.method, self.bits, signed=signed)
+        return QuantSpec(self.method, self.bits, signed=signed, granularity=self.granularity)
 
 
-def _resolve(fmt: str, bits: int) -> QuantOption:
+def _resolve(fmt: str, bits: int, granularity: str = "tensor") -> QuantOption:
     if bits >= 32:
         return QuantOption("fp32", 32)
     if fmt == "fixed":
         if bits == 1:
-            return QuantOption("binary", 1)
+            return QuantOption("binary", 1, granularity)
         if bits == 2:
-            return QuantOption("ternary", 2)
-        return QuantOption("fixed", bits)
-    return QuantOption(fmt, bits)
+            return QuantOption("ternary", 2, granularity)
+        return QuantOption("fixed", bits, granularity)
+    return QuantOption(fmt, bits, granularity)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,11 +111,16 @@ class LayerChoices:
 
 @dataclasses.dataclass(frozen=True)
 class QuantChoices:
-    """Quantisation candidates of one component (a name of :data:`lpgnas.nn.COMPONENTS`)."""
+    """Quantisation candidates of one component (a name of :data:`lpgnas.nn.COMPONENTS`).
+
+    ``granularity``: ``tensor`` (one scale) or, for ``weight`` only, ``column`` (one scale per
+    output channel, as the fixed-bit presets quantise weights; the scales count in the model size).
+    """
 
     component: str
     bits: tuple[int, ...]
     formats: tuple[str, ...]
+    granularity: str = "tensor"
 
     def options(self) -> tuple[QuantOption, ...]:
         """The distinct candidates: every format x bits, where 32 bits is one full-precision
@@ -119,7 +128,7 @@ class QuantChoices:
         out: list[QuantOption] = []
         for b in self.bits:
             for f in self.formats:
-                opt = _resolve(f, b)
+                opt = _resolve(f, b, self.granularity)
                 if opt not in out:
                     out.append(opt)
         return tuple(out)
@@ -130,7 +139,10 @@ class QuantChoices:
         return self.component not in _UNBUCKETED
 
     def to_json(self) -> dict:
-        return {"bits": list(self.bits), "formats": list(self.formats)}
+        out = {"bits": list(self.bits), "formats": list(self.formats)}
+        if self.granularity != "tensor":
+            out["granularity"] = self.granularity
+        return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -369,7 +381,7 @@ def _parse_quant(raw: Any, fixed: FixedTopology | None) -> tuple[QuantChoices, .
     out = []
     for comp, entry in raw.items():
         field = f"quant.{comp}"
-        entry = _check_keys(field, entry, ("bits", "formats"))
+        entry = _check_keys(field, entry, ("bits", "formats", "granularity"))
         for key in ("bits", "formats"):
             if key not in entry:
                 raise ConfigError(f"{field}.{key}", "missing")
@@ -377,7 +389,12 @@ def _parse_quant(raw: Any, fixed: FixedTopology | None) -> tuple[QuantChoices, .
         formats = _choice_list(f"{field}.formats", entry["formats"], _one_of(FORMATS))
         if fixed is not None and comp in _ATTENTION_COMPONENTS and fixed.model not in ("gat", "attn"):
             raise ConfigError(field, f"the fixed model {fixed.model!r} has no attention tensor to quantise")
-        out.append(QuantChoices(comp, bits, formats))
+        granularity = entry.get("granularity", "tensor")
+        _one_of(SPACE_GRANULARITIES)(f"{field}.granularity", granularity)
+        if granularity != "tensor" and comp != "weight":
+            raise ConfigError(f"{field}.granularity", f"{granularity!r} applies to weights only; "
+                                                      f"{comp} is quantised per tensor")
+        out.append(QuantChoices(comp, bits, formats, granularity))
     return tuple(out)
 
 

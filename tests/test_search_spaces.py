@@ -29,7 +29,7 @@ from lpgnas.search_spaces import (
     space_path,
 )
 
-SHIPPED = ("lpgnas", "sgquant", "small", "tiny")
+SHIPPED = ("compact", "lpgnas", "sgquant", "small", "tiny")
 
 
 def test_list_spaces_has_the_shipped_files():
@@ -111,7 +111,22 @@ def test_tiny_space_content():
 )
 def test_quant_options(formats, bits, expected):
     options = QuantChoices("weight", bits, formats).options()
-    assert [tuple(o) for o in options] == expected
+    assert [(o.method, o.bits) for o in options] == expected
+    assert {o.granularity for o in options} == {"tensor"}
+
+
+def test_column_weights_reach_the_spec_and_round_trip():
+    q = QuantChoices("weight", (2, 4, 32), ("affine", "fixed"), "column")
+    options = q.options()
+    assert [(o.method, o.bits, o.granularity) for o in options] == [
+        ("affine", 2, "column"), ("ternary", 2, "column"), ("affine", 4, "column"), ("fixed", 4, "column"),
+        ("fp32", 32, "tensor")]
+    assert options[0].spec().granularity == "column"
+    assert q.to_json()["granularity"] == "column"
+    assert "granularity" not in QuantChoices("weight", (4,), ("affine",)).to_json()
+    space = load_space("compact")
+    assert space.quant_for("weight").granularity == "column"
+    assert SearchSpace.from_json(space.to_json()) == space
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -239,6 +254,9 @@ BAD = [
     ("bits-empty", _tiny, _set("quant", "aggregate", "bits", value=[]), "quant.aggregate.bits"),
     ("format-unknown", _tiny, _set("quant", "weight", "formats", value=["float"]), "quant.weight.formats[0]"),
     ("formats-empty", _tiny, _set("quant", "weight", "formats", value=[]), "quant.weight.formats"),
+    ("granularity-unknown", _tiny, _set("quant", "weight", "granularity", value="row"), "quant.weight.granularity"),
+    ("granularity-not-weight", _tiny, _set("quant", "input", "granularity", value="column"),
+     "quant.input.granularity"),
     ("buckets-not-list", _tiny, _set("degree_buckets", value=3), "degree_buckets"),
     ("buckets-decreasing", _sgquant, _set("degree_buckets", value=[3, 1]), "degree_buckets[1]"),
     ("buckets-negative", _sgquant, _set("degree_buckets", value=[-1]), "degree_buckets[0]"),

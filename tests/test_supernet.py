@@ -327,6 +327,16 @@ def test_unsupported_spaces_are_refused_by_field(graph, space, field):
     assert e.value.field == field
 
 
+def test_compact_space_derives_per_column_weights(graph):
+    net = _net("compact", graph)
+    _force(net, np.random.default_rng(3))
+    arch = derive(net)
+    for i in range(len(arch.layers)):
+        w = arch.quant.spec(i, "weight")
+        assert w.granularity == "column" and w.bits in (1, 2, 4, 8)
+        assert arch.quant.spec(i, "input").bits in (4, 8) and arch.quant.spec(i, "input").granularity == "tensor"
+
+
 def test_fixed_gcn_space_searches_only_bits(graph):
     s = parse_space_yaml("schema: lpgnas.space/v1\ntask: node\nnum_layers: [2]\nfixed: {model: gcn, hidden: 8}\n"
                          "quant:\n  weight: {bits: [2, 8], formats: [affine]}\n")
@@ -337,8 +347,9 @@ def test_fixed_gcn_space_searches_only_bits(graph):
     assert [(l.op, l.hidden) for l in arch.layers] == [("gcn", 8), ("gcn", graph.num_classes)]
 
 
-def test_supernet_forward_is_finite_with_gumbel_and_training(graph, arrays):
-    net = _net("tiny", graph)
+@pytest.mark.parametrize("space", ["tiny", "compact"])
+def test_supernet_forward_is_finite_with_gumbel_and_training(graph, arrays, space):
+    net = _net(space, graph)
     x, ga = arrays
     gdef, state = nnx.split(net)
 

@@ -36,14 +36,15 @@ COMPONENT_KINDS = {
 def option_spec(option: QuantOption, component: str) -> Q.QuantSpec:
     """The :class:`~lpgnas.quant.QuantSpec` of a search candidate for ``component``.
 
-    Weights are signed and per tensor. Activations in the affine format are asymmetric (unsigned
-    codes with a zero point, which still represent negative values); the fixed-point, binary,
-    ternary and LSQ formats are signed (they have no zero point).
+    Weights are signed, per tensor or per output column (``option.granularity``). Activations in
+    the affine format are asymmetric (unsigned codes with a zero point, which still represent
+    negative values); the fixed-point, binary, ternary and LSQ formats are signed (they have no zero
+    point).
     """
     if option.method == "fp32":
         return Q.QuantSpec("fp32", 32)
     signed = COMPONENT_KINDS[component] == "weight" or option.method != "affine"
-    return Q.QuantSpec(option.method, option.bits, signed=signed)
+    return Q.QuantSpec(option.method, option.bits, signed=signed, granularity=option.granularity)
 
 
 def option_bits(option: QuantOption) -> float:
