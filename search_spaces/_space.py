@@ -42,8 +42,11 @@ FORMATS = ("fixed", "affine", "lsq")
 at 2), affine (scale + zero point from observed ranges) and LSQ (learned step size)."""
 ALLOWED_BITS = (1, 2, 4, 8, 16, 32)
 """Bit widths a search may choose; 32 means full precision whatever the format."""
-SPACE_GRANULARITIES = ("tensor", "column")
-"""Scale granularities of a searched component: one scale, or one per output channel (weights)."""
+SPACE_GRANULARITIES = ("tensor", "row", "column")
+"""Scale granularities of a searched component: one scale (``tensor``), one per node (``row``, node
+tensors: ``input``, ``linear``, ``aggregate``, ``output``) or one per output channel (``column``,
+``weight``)."""
+_GRANULARITY_COMPONENTS = {"row": ("input", "linear", "aggregate", "output"), "column": ("weight",)}
 
 # Components that are not per node / per edge (no in-degree, so never split into degree buckets).
 _UNBUCKETED = ("weight",)
@@ -113,8 +116,9 @@ class LayerChoices:
 class QuantChoices:
     """Quantisation candidates of one component (a name of :data:`lpgnas.nn.COMPONENTS`).
 
-    ``granularity``: ``tensor`` (one scale) or, for ``weight`` only, ``column`` (one scale per
-    output channel, as the fixed-bit presets quantise weights; the scales count in the model size).
+    ``granularity``: ``tensor`` (one scale); ``column`` for ``weight`` (one scale per output
+    channel) or ``row`` for a node tensor (one scale per node), as the fixed-bit presets quantise
+    weights and layer inputs. Like the presets' scales, they are not counted in the costs.
     """
 
     component: str
@@ -391,9 +395,9 @@ def _parse_quant(raw: Any, fixed: FixedTopology | None) -> tuple[QuantChoices, .
             raise ConfigError(field, f"the fixed model {fixed.model!r} has no attention tensor to quantise")
         granularity = entry.get("granularity", "tensor")
         _one_of(SPACE_GRANULARITIES)(f"{field}.granularity", granularity)
-        if granularity != "tensor" and comp != "weight":
-            raise ConfigError(f"{field}.granularity", f"{granularity!r} applies to weights only; "
-                                                      f"{comp} is quantised per tensor")
+        allowed = _GRANULARITY_COMPONENTS.get(granularity)
+        if allowed is not None and comp not in allowed:
+            raise ConfigError(f"{field}.granularity", f"{granularity!r} applies to {', '.join(allowed)} only")
         out.append(QuantChoices(comp, bits, formats, granularity))
     return tuple(out)
 

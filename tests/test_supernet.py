@@ -334,7 +334,8 @@ def test_compact_space_derives_per_column_weights(graph):
     for i in range(len(arch.layers)):
         w = arch.quant.spec(i, "weight")
         assert w.granularity == "column" and w.bits in (1, 2, 4, 8)
-        assert arch.quant.spec(i, "input").bits in (4, 8) and arch.quant.spec(i, "input").granularity == "tensor"
+        x = arch.quant.spec(i, "input")
+        assert x.bits in (4, 8) and x.granularity == "row" and not x.signed
 
 
 def test_fixed_gcn_space_searches_only_bits(graph):

@@ -124,7 +124,10 @@ class SuperLayer(nnx.Module):
             q = self.quantizer(component)
             return value if q is None else q(value, ctx, relax)
 
-        if isinstance(x, jsparse.BCOO):
+        q_in = self.quantizer("input")
+        if isinstance(x, jsparse.BCOO) and q_in is not None and q_in.per_row:
+            xq = mq("input", x.todense(), node_ctx)  # per-node scales need the rows
+        elif isinstance(x, jsparse.BCOO):
             # quantise the stored values (zeros stay zero), then one dense GEMM: on CPU it beats the
             # gather/scatter sparse product by far at supernet widths
             xq = jsparse.BCOO((mq("input", x.data, w_ctx), x.indices), shape=x.shape,

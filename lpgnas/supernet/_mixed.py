@@ -36,7 +36,8 @@ COMPONENT_KINDS = {
 def option_spec(option: QuantOption, component: str) -> Q.QuantSpec:
     """The :class:`~lpgnas.quant.QuantSpec` of a search candidate for ``component``.
 
-    Weights are signed, per tensor or per output column (``option.granularity``). Activations in
+    Weights are signed, per tensor or per output column; node tensors may have one scale per node
+    (``option.granularity``). Activations in
     the affine format are asymmetric (unsigned codes with a zero point, which still represent
     negative values); the fixed-point, binary, ternary and LSQ formats are signed (they have no zero
     point).
@@ -78,6 +79,11 @@ class MixedQuantizer(nnx.Module):
         self.quantizers = nnx.List(quantizers)
         self.bits = tuple(option_bits(o) for o in self.options)
         self.logits = ArchLogit(init_scale * jax.random.normal(rngs.params(), (len(self.options),), jnp.float32))
+
+    @property
+    def per_row(self) -> bool:
+        """Whether a candidate has one scale per row (it needs the tensor's rows, not its non-zeros)."""
+        return any(o.granularity == "row" for o in self.options)
 
     def probs(self, relax: Relax) -> jax.Array:
         return choice_probs(self.logits[...], relax, self.salt)
