@@ -338,6 +338,21 @@ def test_compact_space_derives_per_column_weights(graph):
         assert x.bits in (4, 8) and x.granularity == "row" and not x.signed
 
 
+def test_per_node_input_scales_see_the_rows_of_a_sparse_input(graph):
+    """Row-compact / BCOO features and the same features dense give the same supernet output when
+    the input candidates have one scale per node (the sparse input is densified for them)."""
+    net = _net("compact", graph)
+    rng = np.random.default_rng(5)
+    shape = (graph.num_nodes, graph.num_features)
+    varied = graph.with_features((rng.random(shape) * (rng.random(shape) < 0.3)).astype(np.float32))
+    x_sparse, ga = node_arrays(varied, sparse_features=True)
+    x_dense, _ = node_arrays(varied, sparse_features=False)
+    relax = Relax(1.0, discrete=1.0)
+    got = _jit_forward(net, x_sparse, ga, relax=relax)
+    want = _jit_forward(net, jnp.asarray(x_dense), ga, relax=relax)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-6)
+
+
 def test_fixed_gcn_space_searches_only_bits(graph):
     s = parse_space_yaml("schema: lpgnas.space/v1\ntask: node\nnum_layers: [2]\nfixed: {model: gcn, hidden: 8}\n"
                          "quant:\n  weight: {bits: [2, 8], formats: [affine]}\n")
