@@ -260,7 +260,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError("task", f"architecture is for {arch.task}-level tasks but {args.dataset} is a "
                                       f"{task}-level dataset", source=args.arch)
         model_name = "arch"
-        op = arch.layers[0].op if arch.layers[0].op in ("gcn", "gat", "gin", "sage") else "gcn"
+        # the published optimisation set-up closest to the architecture: APPNP's for a propagation
+        # block, else that of the first layer's op
+        if arch.propagation is not None:
+            op = "appnp"
+        else:
+            op = arch.layers[0].op if arch.layers[0].op in ("gcn", "gat", "gin", "sage") else "gcn"
     else:
         model_name = args.model or ("gin" if task == "graph" else "gcn")
         op = model_name

@@ -12,7 +12,7 @@ import pytest
 from flax import nnx
 
 from lpgnas import cli
-from lpgnas.arch import SMP_ETA, Architecture, LayerSpec, Propagation, baseline
+from lpgnas.arch import SMP_ETA, Architecture, LayerSpec, Propagation, baseline, write_architecture
 from lpgnas.cost import gnn_cost
 from lpgnas.data import load_dataset
 from lpgnas.nn import GNN, graph_arrays, save_model
@@ -190,6 +190,17 @@ def test_cli_appnp_json_reports_cost(capsys, syn):
     assert summary["config"]["weight_decay"] == 5e-3 and summary["config"]["weight_decay_scope"] == "first"
     assert summary["bitops"] > 0 and summary["feature_bits"] < summary["fp32_feature_bits"] / 4
     assert summary["avg_feature_bits"] < 8 and summary["compression"] > 4
+
+
+def test_cli_retrains_an_appnp_architecture_with_the_appnp_set_up(capsys, syn, tmp_path):
+    path = tmp_path / "arch.json"
+    write_architecture(_appnp(steps=2), path)
+    code = cli.main(["train", "--arch", str(path), "--dataset", SYN, "--seeds", "1", "--epochs", "2", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    config = json.loads(out.strip().splitlines()[-1])["config"]
+    assert config["weight_decay"] == 5e-3 and config["weight_decay_scope"] == "first"
+    assert config["patience"] == TRAIN_DEFAULTS[("appnp", "node")]["patience"]
 
 
 def test_saved_appnp_round_trips_and_infer_refuses(tmp_path, capsys, syn):
