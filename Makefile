@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# pytest-xdist workers; the Ray tests share one worker (xdist_group "ray"), the rest spread out
+TEST_WORKERS ?= 2
 SHARED_DATA := $(abspath ../shared/datasets)
 ifeq ($(origin LPGNAS_DATA), undefined)
   ifneq ($(wildcard $(SHARED_DATA)),)
@@ -31,7 +33,7 @@ demo: $(STAMP)
 	$(VENV)/bin/lpgnas infer --model runs/demo-model --dataset cora
 
 test: $(STAMP)
-	$(PY) -m pytest -q -x --durations=15
+	$(PY) -m pytest -q -x --durations=15 -n $(TEST_WORKERS) --dist loadgroup
 
 bench: $(STAMP)
 	$(PY) experiments/bench_train.py

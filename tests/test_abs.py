@@ -29,6 +29,9 @@ from lpgnas.search._backend import FINAL_KEYS
 from lpgnas.search_spaces import SearchSpace, load_space
 from lpgnas.train import TrainConfig, node_arrays, train_graph, train_node
 
+# Ray tests start Ray instances; under pytest-xdist they share one worker, one after another.
+pytestmark = pytest.mark.xdist_group("ray")
+
 DATASET = "synthetic:nodes=300,edges=2400,classes=3,features=24,homophily=0.9,seed=3"
 
 

@@ -39,6 +39,9 @@ if importlib.util.find_spec("ray") is None or importlib.util.find_spec("psutil")
 
 from _ray_cluster import ClusterStartError, kill_marked, kill_tree, ray_cluster  # noqa: E402
 
+# Ray tests start Ray instances; under pytest-xdist they share one worker, one after another.
+pytestmark = pytest.mark.xdist_group("ray")
+
 RESULTS = "results.jsonl"
 # Keys a trial's final report carries (lpgnas.search.METRICS + the backend contract's FINAL_KEYS).
 _METRICS = ("val_acc", "test_acc", "model_size_bits", "buffer_bits", "bitops", "fp32_model_size_bits",

@@ -23,6 +23,9 @@ from lpgnas.search import METRICS, read_results
 from lpgnas.search._differentiable import DifferentiableBackend
 from lpgnas.search._tune import TUNE_FILE, read_tune, result_from_report
 
+# Ray tests start Ray instances; under pytest-xdist they share one worker, one after another.
+pytestmark = pytest.mark.xdist_group("ray")
+
 SYNTH = "synthetic:nodes=200,edges=1200,classes=3,features=8,seed=0"
 # 2 trials (the lambda grid), tiny search and retraining, one baseline; one trial at a time (the
 # second reuses the first one's worker and its compiled programs).
