@@ -1,10 +1,10 @@
 """Which bit widths the LPGNAS search picks, per component and layer, across datasets (issue: search statistics).
 
 Reads the derived architectures of finished searches -- every trial of `lpgnas tune --backend differentiable` run
-directories (``<run>/trials/<id>/arch.json``, the space from the trial's config) and single `lpgnas search` output
-folders (``<dir>/arch.json`` + ``summary.json``) -- and counts, for every (dataset, layer, component) the search
-space quantises, how often each bit width was chosen. The LPGNAS paper observed that the search settles on about
-4-bit weights with 8-bit features ("W4A8"); the last table checks that per dataset.
+directories (``<run>/trials/<id>/arch.json``) and single `lpgnas search` output folders (``<dir>/arch.json``); each
+architecture's ``search`` record names its space and dataset -- and counts, for every (dataset, layer, component)
+the search space quantises, how often each bit width was chosen. The LPGNAS paper observed that the search
+settles on about 4-bit weights with 8-bit features ("W4A8"); the last table checks that per dataset.
 
     python experiments/bit_stats.py runs/tune_diff/cora runs/tune_diff_variants/cora runs/cora-search/lam1 ...
 """
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import os
+import statistics
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -25,28 +25,22 @@ from lpgnas.arch import read_architecture  # noqa: E402
 from lpgnas.search import read_results, read_trial_arch  # noqa: E402
 from lpgnas.search_spaces import load_space  # noqa: E402
 
-LAYER_NAMES = {0: "first", -1: "last"}
 WEIGHT_LIKE = ("weight",)
 FEATURE_LIKE = ("input", "aggregate", "message", "output")
 
 
 def _searches(paths: list[str]):
-    """``(source, dataset, space name, Architecture)`` for every finished search under ``paths``."""
+    """``(source, dataset, space name, Architecture)`` for every finished search under ``paths`` (the
+    derived architecture's ``search`` record names its space and dataset)."""
     for path in paths:
         if os.path.exists(os.path.join(path, "results.jsonl")):
-            tune = json.load(open(os.path.join(path, "tune.json")))
-            settings = tune.get("settings", {})
-            default_space = settings.get("space", "lpgnas") if isinstance(settings, dict) else "tiny"
-            for r in read_results(path):
-                if r.backend != "differentiable":
-                    continue
-                space = r.config.get("space", default_space)
-                yield path, r.dataset, space, read_trial_arch(path, r.trial_id)
+            archs = (read_trial_arch(path, r.trial_id) for r in read_results(path) if r.backend == "differentiable")
         elif os.path.exists(os.path.join(path, "arch.json")):
-            summary = json.load(open(os.path.join(path, "summary.json")))
-            yield path, summary["dataset"], summary["space"], read_architecture(os.path.join(path, "arch.json"))
+            archs = (read_architecture(os.path.join(path, "arch.json")),)
         else:
             raise SystemExit(f"{path}: neither a tune run (results.jsonl) nor a search folder (arch.json)")
+        for arch in archs:
+            yield path, arch.search["dataset"], arch.search["space"], arch
 
 
 def _bits(arch, layer: int, component: str) -> list[int]:
@@ -72,20 +66,13 @@ def collect(paths: list[str]):
         sources[(dataset, source)] += 1
         w_bits, f_bits = [], []
         for layer in range(n):
-            name = LAYER_NAMES.get(layer, LAYER_NAMES[-1] if layer == n - 1 else f"layer {layer}")
-            if layer == n - 1 and layer != 0:
-                name = "last"
+            name = "first" if layer == 0 else "last" if layer == n - 1 else f"layer {layer}"
             for comp in searched:
                 bits = _bits(arch, layer, comp)
                 counts[(dataset, name, comp)].update(bits)
                 (w_bits if comp in WEIGHT_LIKE else f_bits if comp in FEATURE_LIKE else []).extend(bits)
         per_search.append((dataset, w_bits, f_bits))
     return counts, per_search, sources
-
-
-def _median(values: list[int]) -> float:
-    v = sorted(values)
-    return float(v[len(v) // 2]) if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
 
 
 def report(paths: list[str]) -> str:
@@ -115,7 +102,7 @@ def report(paths: list[str]) -> str:
         c = counts[key]
         values = [b for b, k in c.items() for _ in range(k)]
         lines.append(f"| {key[0]} | {key[1]} | {key[2]} | " + " | ".join(str(c.get(b, 0)) for b in widths)
-                     + f" | {_median(values):g} |")
+                     + f" | {statistics.median(values):g} |")
     lines += [
         "",
         "## The W4A8 observation",
@@ -136,8 +123,8 @@ def report(paths: list[str]) -> str:
         f8 = [min(f) >= 8 for _, f in rows if f]
         both = [max(w) <= 4 and min(f) >= 8 for w, f in rows if w and f]
         lines.append(f"| {dataset} | {len(rows)} | {sum(w4)}/{len(w4)} | {sum(f8)}/{len(f8)} | "
-                     f"{sum(both)}/{len(both)} | {_median([max(w) for w, _ in rows if w]):g} | "
-                     f"{_median([min(f) for _, f in rows if f]):g} |")
+                     f"{sum(both)}/{len(both)} | {statistics.median([max(w) for w, _ in rows if w]):g} | "
+                     f"{statistics.median([min(f) for _, f in rows if f]):g} |")
     return "\n".join(lines) + "\n"
 
 

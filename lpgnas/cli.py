@@ -260,18 +260,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError("task", f"architecture is for {arch.task}-level tasks but {args.dataset} is a "
                                       f"{task}-level dataset", source=args.arch)
         model_name = "arch"
-        # the published optimisation set-up closest to the architecture: APPNP's for a propagation
-        # block, else that of the first layer's op
-        if arch.propagation is not None:
-            op = "appnp"
-        else:
-            op = arch.layers[0].op if arch.layers[0].op in ("gcn", "gat", "gin", "sage") else "gcn"
+        if args.readout is not None:
+            arch = dataclasses.replace(arch, readout=args.readout)
     else:
         model_name = args.model or ("gin" if task == "graph" else "gcn")
-        op = model_name
-        arch = None
-    if (op, task) not in TRAIN_DEFAULTS:
-        raise ConfigError("--model", f"{op} is not available for {task}-level datasets such as {args.dataset}")
+        arch = baseline(model_name, task=task, num_classes=obj.num_classes, hidden=args.hidden,
+                        num_layers=args.layers, readout=args.readout or "sum")
+    # the published optimisation set-up closest to the architecture: APPNP's for a propagation
+    # block, else that of the first layer's op
+    if arch.propagation is not None:
+        op = "appnp"
+    else:
+        op = arch.layers[0].op if arch.layers[0].op in ("gcn", "gat", "gin", "sage") else "gcn"
     defaults = dict(TRAIN_DEFAULTS[(op, task)])
     quant = _quant_config(args)
     for flag, key in (("epochs", "epochs"), ("lr", "lr"), ("weight_decay", "weight_decay"),
@@ -294,8 +294,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         row_norm = bool(np.all(graph.features >= 0))
         if row_norm:  # bag-of-words style features: the standard row normalisation
             graph = graph.with_features(D.row_normalize(graph.features))
-        if arch is None:
-            arch = baseline(model_name, num_classes=graph.num_classes, hidden=args.hidden, num_layers=args.layers)
         arch, config = _with_quant(arch, quant, defaults, args, graph.num_features, graph.num_classes,
                                    graph.num_nodes)
         split_kind = args.split or ("public" if graph.split is not None else "random")
@@ -320,11 +318,6 @@ def _cmd_train(args: argparse.Namespace) -> int:
         summary_extra["seeds"] = args.seeds
     else:
         dataset = obj
-        if arch is None:
-            arch = baseline(model_name, task="graph", hidden=args.hidden, num_layers=args.layers,
-                            readout=args.readout or "sum")
-        elif args.readout is not None:
-            arch = dataclasses.replace(arch, readout=args.readout)
         arch, config = _with_quant(arch, quant, defaults, args, dataset.num_features, dataset.num_classes, None)
         splits = D.kfold_splits(dataset.labels, k=args.folds, seed=0, folds=dataset.folds)
         for fold, split in enumerate(splits):

@@ -582,7 +582,7 @@ def _check_graph(model: GNN, graph) -> None:
 def _check_ops(model: GNN) -> None:
     """Refuse what the packed path does not run yet: propagation blocks (APPNP / smoothness-aware
     propagation) and ``linear`` layers."""
-    if getattr(model, "propagation", None) is not None or getattr(model.arch, "propagation", None) is not None:
+    if model.arch.propagation is not None:
         raise ConfigError("propagation", "packed inference does not run propagation blocks (APPNP / smoothness-"
                                          "aware propagation) yet; evaluate such a model with lpgnas train")
     for i, layer in enumerate(model.layers):
