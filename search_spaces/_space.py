@@ -62,7 +62,7 @@ def _components() -> tuple[str, ...]:
 
 class QuantOption(NamedTuple):
     """One resolved quantisation candidate: a :data:`lpgnas.quant.METHODS` name, its bits and the
-    granularity of its scale (``tensor``, or ``column``: one scale per output channel of a weight)."""
+    granularity of its scale (one of :data:`SPACE_GRANULARITIES`)."""
 
     method: str
     bits: int

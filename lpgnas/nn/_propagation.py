@@ -39,8 +39,7 @@ class LinearLayer(nnx.Module):
                  num_nodes: int | None = None, quantize_output: bool = True, rngs: nnx.Rngs):
         if spec.op != "linear":
             raise ValueError(f"LinearLayer builds op 'linear', got {spec.op!r}")
-        if spec.heads != 1:
-            raise ValueError(f"layer {layer_index}: a linear layer has a single head, got heads={spec.heads}")
+        spec.validate(f"layers[{layer_index}]")  # a linear layer has a single head
         self.spec = spec
         self.in_dim = in_dim
         self.width = self.out_dim = spec.hidden

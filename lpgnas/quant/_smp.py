@@ -209,7 +209,7 @@ class SmoothPropagation(nnx.Module):
         n_scan = self.num_quantizers - 1  # quantised steps
         xs = {k: v[1:] for k, v in stacked.items()}
         carry = (x0, af0, mu0)
-        st_new, s_last = {k: v[1:] for k, v in stacked.items()}, jnp.zeros((), jnp.float32)
+        st_new, s_last = xs, jnp.zeros((), jnp.float32)
         if n_scan > 0:
             carry, (st_new, s_hist) = jax.lax.scan(step, carry, xs, length=n_scan)
             s_last = s_hist[-1]
