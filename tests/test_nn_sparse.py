@@ -453,7 +453,7 @@ def test_supernet_takes_rows_as_its_bcoo():
 
 @pytest.mark.parametrize("shape", [(5,), (7, 3), (4, 2, 3)])
 def test_materialize_is_an_exact_copy_both_ways(shape):
-    from lpgnas.nn._layers import _materialize
+    from lpgnas.nn._parts import materialize as _materialize
 
     x = jax.random.normal(jax.random.key(0), shape)
     ct = jax.random.normal(jax.random.key(1), shape)

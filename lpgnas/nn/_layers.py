@@ -21,7 +21,6 @@ component           tensor                                     kind
 
 from __future__ import annotations
 
-import math
 
 import jax
 import jax.numpy as jnp
@@ -31,7 +30,8 @@ from jax.experimental import sparse as jsparse
 from lpgnas import quant as _quant
 from lpgnas.arch import LayerSpec
 from lpgnas.nn._message import GraphArrays, aggregate, attention_logits, gcn_norm, segment_softmax
-from lpgnas.nn._sparse import SparseRows, rows_matmul
+from lpgnas.nn._parts import component_quantizer, glorot, materialize, matmul, quantize_input, quantized_weight
+from lpgnas.nn._sparse import SparseRows
 
 __all__ = ["COMPONENTS", "GNNLayer", "activation", "dropout"]
 
@@ -80,11 +80,6 @@ def dropout(x, rate: float, key: jax.Array | None, training: bool):
     return jnp.where(keep, x / jnp.asarray(1.0 - rate, x.dtype), jnp.zeros((), x.dtype))
 
 
-def _glorot(rngs: nnx.Rngs, shape: tuple[int, ...], fan_in: int, fan_out: int) -> nnx.Param:
-    limit = math.sqrt(6.0 / (fan_in + fan_out))
-    return nnx.Param(jax.random.uniform(rngs.params(), shape, jnp.float32, -limit, limit))
-
-
 class GNNLayer(nnx.Module):
     """One message-passing layer described by a :class:`~lpgnas.arch.LayerSpec`.
 
@@ -110,28 +105,28 @@ class GNNLayer(nnx.Module):
         op = spec.op
         if op in ("gcn", "sage", "gin") and h != 1:
             raise ValueError(f"layer {layer_index}: op {op!r} has a single head, got heads={h}")
-        self.kernel = _glorot(rngs, (in_dim, width), in_dim, width)
+        self.kernel = glorot(rngs, (in_dim, width), in_dim, width)
         self.bias = nnx.Param(jnp.zeros((self.out_dim,), jnp.float32))
         if op in ("gat", "attn"):
-            self.att_src = _glorot(rngs, (h, f), f, 1)
-            self.att_dst = _glorot(rngs, (h, f), f, 1)
+            self.att_src = glorot(rngs, (h, f), f, 1)
+            self.att_dst = glorot(rngs, (h, f), f, 1)
             if spec.attention == "gene-linear":
-                self.att_gen = _glorot(rngs, (h, f), f, 1)
+                self.att_gen = glorot(rngs, (h, f), f, 1)
         if op == "sage":
-            self.root = _glorot(rngs, (in_dim, width), in_dim, width)
+            self.root = glorot(rngs, (in_dim, width), in_dim, width)
         if op == "gin":
             self.eps = nnx.Param(jnp.zeros((), jnp.float32))
             self.bias1 = nnx.Param(jnp.zeros((width,), jnp.float32))
             self.bn = nnx.BatchNorm(width, momentum=0.9, epsilon=1e-5, rngs=rngs)
-            self.kernel2 = _glorot(rngs, (width, width), width, width)
+            self.kernel2 = glorot(rngs, (width, width), width, width)
         if spec.skip:
             self.skip_kernel = (None if in_dim == self.out_dim
-                                else _glorot(rngs, (in_dim, self.out_dim), in_dim, self.out_dim))
+                                else glorot(rngs, (in_dim, self.out_dim), in_dim, self.out_dim))
 
         n = num_nodes if num_nodes is not None else 1
 
         def q(component, kind, shape):
-            return _make_quantizer(quant, layer_index, component, kind=kind, shape=shape, rngs=rngs)
+            return component_quantizer(quant, layer_index, component, kind=kind, shape=shape, rngs=rngs)
 
         self.q_weight = q("weight", "weight", (in_dim, width))
         self.q_input = q("input", "node", (n, in_dim))
@@ -163,10 +158,10 @@ class GNNLayer(nnx.Module):
 
         xq = self._quantize_input(x, node_ctx)
         w = self._weight(self.kernel[...], w_ctx, xq)
-        pre = _matmul(xq, w)
+        pre = matmul(xq, w)
         if isinstance(xq, SparseRows):  # the compact product's backward reads q_linear's cotangent per non-zero
-            pre = _materialize(pre, self.q_linear)
-        hx = _materialize(self.q_linear(pre, node_ctx), self.q_linear)  # gathered per edge
+            pre = materialize(pre, self.q_linear)
+        hx = materialize(self.q_linear(pre, node_ctx), self.q_linear)  # gathered per edge
 
         if spec.op == "gcn":
             norm = self.q_edge_weight(gcn_norm(ga), edge_ctx)
@@ -176,7 +171,7 @@ class GNNLayer(nnx.Module):
             msg = self.q_message(hx[senders], edge_ctx)
             agg = self.q_aggregate(aggregate(msg, receivers, n, spec.aggregator), node_ctx)
             root = self._weight(self.root[...], w_ctx, xq)
-            out = agg + _matmul(xq, root)
+            out = agg + matmul(xq, root)
         elif spec.op == "gin":
             msg = self.q_message(hx[senders], edge_ctx)
             agg = self.q_aggregate(aggregate(msg, receivers, n, "add"), node_ctx)
@@ -192,7 +187,7 @@ class GNNLayer(nnx.Module):
             if self.skip_kernel is None:
                 out = out + (xq.todense() if isinstance(xq, SparseRows) else xq)
             else:
-                out = out + _matmul(xq, self._weight(self.skip_kernel[...], w_ctx, xq))
+                out = out + matmul(xq, self._weight(self.skip_kernel[...], w_ctx, xq))
         return self.q_output(out, node_ctx)
 
     def _weight(self, kernel, w_ctx, xq):
@@ -226,67 +221,3 @@ class GNNLayer(nnx.Module):
         if spec.concat:
             return agg
         return agg.reshape(n, h, f).mean(axis=1)
-
-
-def quantized_weight(q_weight, kernel: jax.Array, w_ctx, xq) -> jax.Array:
-    """``q_weight(kernel)``; materialised when a row-compact input ``xq`` gathers its rows."""
-    w = q_weight(kernel, w_ctx)
-    return _materialize(w, q_weight) if isinstance(xq, SparseRows) else w
-
-
-def quantize_input(q_input, x, node_ctx, *, keep_bcoo: bool = True):
-    """The quantised layer input: dense, an unquantised ``BCOO`` (when ``keep_bcoo``), or a
-    :class:`SparseRows` whose values went through ``q_input`` when that is exact
-    (:func:`lpgnas.quant.row_compact_exact`; else the rows are densified first)."""
-    if isinstance(x, SparseRows):
-        if _quant.row_compact_exact(q_input):
-            # materialised: the compact product reads each value once per output channel
-            return x.with_values(_materialize(q_input(x.values, node_ctx), q_input))
-        x = x.todense()
-    elif isinstance(x, jsparse.BCOO):
-        if q_input is _quant.identity and keep_bcoo:
-            return x
-        x = x.todense()  # quantisers act on dense features
-    return q_input(x, node_ctx)
-
-
-def _copy_rows(x: jax.Array) -> jax.Array:
-    rows = jnp.arange(x.shape[0], dtype=jnp.int32)
-    return jnp.zeros_like(x).at[rows].add(x, indices_are_sorted=True, unique_indices=True)
-
-
-@jax.custom_vjp
-def _fusion_barrier(x: jax.Array) -> jax.Array:
-    """``x`` (and, backwards, the cotangent) unchanged but materialised: a scatter-add into zeros is
-    an exact copy (``0 + v == v``) that no XLA fusion crosses."""
-    return _copy_rows(x)
-
-
-_fusion_barrier.defvjp(lambda x: (_copy_rows(x), None), lambda _, ct: (_copy_rows(ct),))
-
-
-def _materialize(x: jax.Array, quantizer) -> jax.Array:
-    """``x`` unchanged, but computed once before a gather reads it (when ``quantizer`` is not the identity).
-
-    XLA on CPU fuses an elementwise producer, such as a fake-quantiser or its backward, into every
-    gather (or gather transpose) that reads it, so the quantisation is recomputed per gathered row
-    (per edge for ``hx[senders]``, per stored non-zero and output channel for a row-compact matmul);
-    that made quantised epochs up to 2x slower than needed. :func:`_fusion_barrier` materialises
-    the tensor (forwards) and its cotangent (backwards) once.
-    """
-    if quantizer is _quant.identity:
-        return x
-    return _fusion_barrier(x)
-
-
-def _matmul(x, w: jax.Array) -> jax.Array:
-    """``x @ w`` for dense, ``BCOO`` or :class:`SparseRows` ``x``."""
-    if isinstance(x, SparseRows):
-        return rows_matmul(x, w)
-    return x @ w
-
-
-def _make_quantizer(quant, layer, component, *, kind, shape, rngs):
-    if quant is None:
-        return _quant.identity
-    return _quant.make_quantizer(quant, layer, component, kind=kind, shape=shape, rngs=rngs)

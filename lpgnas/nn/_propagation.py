@@ -19,8 +19,8 @@ from flax import nnx
 
 from lpgnas import quant as _quant
 from lpgnas.arch import Architecture, LayerSpec
-from lpgnas.nn._layers import _glorot, _make_quantizer, _materialize, _matmul, quantize_input, quantized_weight
 from lpgnas.nn._message import GraphArrays, gcn_norm
+from lpgnas.nn._parts import component_quantizer, glorot, materialize, matmul, quantize_input, quantized_weight
 from lpgnas.nn._sparse import SparseRows
 
 __all__ = ["LinearLayer", "make_propagation", "propagate_output", "propagation_spec"]
@@ -43,12 +43,12 @@ class LinearLayer(nnx.Module):
         self.spec = spec
         self.in_dim = in_dim
         self.width = self.out_dim = spec.hidden
-        self.kernel = _glorot(rngs, (in_dim, spec.hidden), in_dim, spec.hidden)
+        self.kernel = glorot(rngs, (in_dim, spec.hidden), in_dim, spec.hidden)
         self.bias = nnx.Param(jnp.zeros((spec.hidden,), jnp.float32))
         n = num_nodes if num_nodes is not None else 1
 
         def q(component, kind, shape):
-            return _make_quantizer(quant, layer_index, component, kind=kind, shape=shape, rngs=rngs)
+            return component_quantizer(quant, layer_index, component, kind=kind, shape=shape, rngs=rngs)
 
         self.q_weight = q("weight", "weight", (in_dim, spec.hidden))
         self.q_input = q("input", "node", (n, in_dim))
@@ -62,9 +62,9 @@ class LinearLayer(nnx.Module):
         node_ctx = _quant.QuantContext(training=training, protect=protect, degree=ga.in_degree)
         w_ctx = _quant.QuantContext(training=training)
         xq = quantize_input(self.q_input, x, node_ctx)
-        pre = _matmul(xq, quantized_weight(self.q_weight, self.kernel[...], w_ctx, xq))
+        pre = matmul(xq, quantized_weight(self.q_weight, self.kernel[...], w_ctx, xq))
         if isinstance(xq, SparseRows):  # the compact product's backward reads q_linear's cotangent per non-zero
-            pre = _materialize(pre, self.q_linear)
+            pre = materialize(pre, self.q_linear)
         out = self.q_linear(pre, node_ctx) + self.bias[...][None, :]
         return self.q_output(out, node_ctx)
 
