@@ -47,7 +47,7 @@ TRAIN_DEFAULTS = {
     # APPNP (Klicpera et al. 2019): hidden 64, dropout 0.5, lr 0.01, L2 5e-3 on the first layer, K=10, teleport 0.1
     ("appnp", "node"): dict(epochs=300, lr=0.01, weight_decay=5e-3, weight_decay_scope="first", patience=100),
     ("gin", "graph"): dict(epochs=150, lr=0.01, weight_decay=0.0, patience=150, lr_step=50, lr_gamma=0.5,
-                           batch_size=32),
+                           batch_size=32, num_buckets=5),
     ("gcn", "graph"): dict(epochs=150, lr=0.01, weight_decay=0.0, patience=150, lr_step=50, lr_gamma=0.5),
     ("gat", "graph"): dict(epochs=150, lr=0.005, weight_decay=0.0, patience=150, lr_step=50, lr_gamma=0.5),
     ("sage", "graph"): dict(epochs=150, lr=0.01, weight_decay=0.0, patience=150, lr_step=50, lr_gamma=0.5),
