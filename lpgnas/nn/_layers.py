@@ -30,7 +30,7 @@ from jax.experimental import sparse as jsparse
 from lpgnas import quant as _quant
 from lpgnas.arch import LayerSpec
 from lpgnas.nn._message import GraphArrays, aggregate, attention_logits, gcn_norm, segment_softmax
-from lpgnas.nn._parts import component_quantizer, glorot, materialize, matmul, quantize_input, quantized_weight
+from lpgnas.nn._parts import glorot, materialize, matmul, quantize_input, quantized_weight
 from lpgnas.nn._sparse import SparseRows
 
 __all__ = ["COMPONENTS", "GNNLayer", "activation", "dropout"]
@@ -126,7 +126,7 @@ class GNNLayer(nnx.Module):
         n = num_nodes if num_nodes is not None else 1
 
         def q(component, kind, shape):
-            return component_quantizer(quant, layer_index, component, kind=kind, shape=shape, rngs=rngs)
+            return _quant.make_quantizer(quant, layer_index, component, kind=kind, shape=shape, rngs=rngs)
 
         self.q_weight = q("weight", "weight", (in_dim, width))
         self.q_input = q("input", "node", (n, in_dim))

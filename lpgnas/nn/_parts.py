@@ -1,5 +1,5 @@
 """Building blocks shared by the layer modules (:mod:`lpgnas.nn._layers`,
-:mod:`lpgnas.nn._propagation`): weight initialisation, per-component quantiser construction,
+:mod:`lpgnas.nn._propagation`): weight initialisation,
 quantised inputs and weights, the product for dense / ``BCOO`` / row-compact features, and the
 fusion barrier that keeps a quantiser from being recomputed per gathered row."""
 
@@ -15,7 +15,7 @@ from jax.experimental import sparse as jsparse
 from lpgnas import quant as _quant
 from lpgnas.nn._sparse import SparseRows, rows_matmul
 
-__all__ = ["glorot", "component_quantizer", "quantized_weight", "quantize_input", "materialize", "matmul"]
+__all__ = ["glorot", "quantized_weight", "quantize_input", "materialize", "matmul"]
 
 
 def glorot(rngs: nnx.Rngs, shape: tuple[int, ...], fan_in: int, fan_out: int) -> nnx.Param:
@@ -80,10 +80,3 @@ def matmul(x, w: jax.Array) -> jax.Array:
     if isinstance(x, SparseRows):
         return rows_matmul(x, w)
     return x @ w
-
-
-def component_quantizer(quant, layer, component, *, kind, shape, rngs):
-    """The quantiser of ``component`` in ``layer`` under ``quant`` (the identity when ``quant`` is ``None``)."""
-    if quant is None:
-        return _quant.identity
-    return _quant.make_quantizer(quant, layer, component, kind=kind, shape=shape, rngs=rngs)

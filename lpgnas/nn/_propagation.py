@@ -20,7 +20,7 @@ from flax import nnx
 from lpgnas import quant as _quant
 from lpgnas.arch import Architecture, LayerSpec
 from lpgnas.nn._message import GraphArrays, gcn_norm
-from lpgnas.nn._parts import component_quantizer, glorot, materialize, matmul, quantize_input, quantized_weight
+from lpgnas.nn._parts import glorot, materialize, matmul, quantize_input, quantized_weight
 from lpgnas.nn._sparse import SparseRows
 
 __all__ = ["LinearLayer", "make_propagation", "propagate_output", "propagation_spec"]
@@ -48,7 +48,7 @@ class LinearLayer(nnx.Module):
         n = num_nodes if num_nodes is not None else 1
 
         def q(component, kind, shape):
-            return component_quantizer(quant, layer_index, component, kind=kind, shape=shape, rngs=rngs)
+            return _quant.make_quantizer(quant, layer_index, component, kind=kind, shape=shape, rngs=rngs)
 
         self.q_weight = q("weight", "weight", (in_dim, spec.hidden))
         self.q_input = q("input", "node", (n, in_dim))
