@@ -30,11 +30,14 @@ _DEFAULT_TRIALS = 16
 _FLAGS = {"space": "--space", "dataset": "--dataset", "data_root": "--data-root", "lambdas": "--lambdas",
           "lambda_range": "--lambda-range", "grid": "--grid", "seeds": "--seeds", "costs": "--cost",
           "cost": "--cost", "epochs": "--epochs", "finetune": "--finetune", "temperature": "--temperature",
-          "retrain_seeds": "--retrain-seeds", "retrain_epochs": "--retrain-epochs", "baseline_ids": "--baselines"}
+          "retrain_seeds": "--retrain-seeds", "retrain_epochs": "--retrain-epochs", "baseline_ids": "--baselines",
+          "split": "--split"}
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """Register the ``tune`` subcommand."""
+    from lpgnas.data import NODE_SPLITS
+
     t = sub.add_parser("tune", help="Ray Tune sweep of a search backend; every finished trial is recorded in --out",
                        description="Ray Tune sweep of a search backend (differentiable: LPGNAS searches over the "
                                    "cost weight lambda, each derived architecture retrained from scratch; abs: SGQuant "
@@ -77,6 +80,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--epochs", type=int, default=None, help="search epochs (default 300)")
     d.add_argument("--finetune", type=int, default=None, help="fine-tune epochs after the search (default 50)")
     d.add_argument("--temperature", default=None, metavar="START:END", help="softmax temperature (default 1.0:0.1)")
+    d.add_argument("--split", choices=NODE_SPLITS, default=None,
+                   help="node split: the search draws it with the trial's seed, each retraining run and baseline "
+                        "re-draws it with its own (default: one fixed split, the public one, else random 60/20/20 "
+                        "with seed 0)")
     d.add_argument("--retrain-seeds", type=int, default=None,
                    help="from-scratch retraining runs of each derived architecture (default 3)")
     d.add_argument("--retrain-epochs", type=int, default=None,
@@ -152,7 +159,7 @@ def _differentiable_overrides(args: argparse.Namespace) -> dict:
         s["seeds"] = _ints("--seeds", args.seeds)
     if args.cost is not None:
         s["costs"] = [c.strip() for c in args.cost.split(",") if c.strip()]
-    for name in ("epochs", "finetune", "retrain_seeds", "retrain_epochs"):
+    for name in ("epochs", "finetune", "retrain_seeds", "retrain_epochs", "split"):
         if getattr(args, name) is not None:
             s[name] = getattr(args, name)
     if args.temperature is not None:
@@ -193,6 +200,9 @@ def _differentiable(args: argparse.Namespace, stored: dict | None):
 
 
 def _abs(args: argparse.Namespace, stored: dict | None):
+    if args.split not in (None, "public"):
+        raise ConfigError("--split", "the abs backend searches and fine-tunes on the public split; --split "
+                                     "random / per-class is for the differentiable backend")
     try:
         from lpgnas.search import _abs as abs_module
     except ModuleNotFoundError as e:

@@ -15,6 +15,7 @@ import numpy as np
 
 from lpgnas._validate import finite_number
 from lpgnas.arch import READOUTS
+from lpgnas.data import NODE_SPLITS
 from lpgnas.errors import ConfigError, LpgnasError
 
 __all__ = ["main", "build_parser", "TRAIN_DEFAULTS"]
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data-root", default=None, help="data root (default: $LPGNAS_DATA, else the user cache)")
     t.add_argument("--seeds", type=int, default=10, help="number of seeds (node tasks)")
     t.add_argument("--folds", type=int, default=10, help="cross-validation folds (graph tasks)")
-    t.add_argument("--split", choices=("public", "random", "per-class"), default=None,
+    t.add_argument("--split", choices=NODE_SPLITS, default=None,
                    help="node split: public (Planetoid), random 60/20/20 or 20/30 per class, re-drawn per seed")
     t.add_argument("--epochs", type=int, default=None)
     t.add_argument("--lr", type=float, default=None)
@@ -72,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     inf.add_argument("--messages", choices=("exact", "fused"), default="exact",
                      help="exact: pack the quantised messages as the QAT model rounds them (default); fused: pack "
                           "XW and weight it in the kernel (skips the per-edge rounding)")
-    inf.add_argument("--split", choices=("public", "random", "per-class"), default=None,
+    inf.add_argument("--split", choices=NODE_SPLITS, default=None,
                      help="split of the reported accuracies (default: the one in the model's meta.json)")
     inf.add_argument("--repeats", type=int, default=20, help="timed runs; the median latency is reported")
     inf.add_argument("--json", action="store_true", help="print the report as one JSON object on the last line")
@@ -93,7 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--hard", action="store_true", help="straight-through one-hot forward")
     s.add_argument("--arch-lr", type=float, default=0.01, help="Adam learning rate of the logits")
     s.add_argument("--warmup", type=int, default=0, help="first epochs with weight updates only")
-    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--seed", type=int, default=0, help="seed of the search (and of a random / per-class split)")
+    s.add_argument("--split", choices=NODE_SPLITS, default=None,
+                   help="node split searched on: public (Planetoid), random 60/20/20 or 20/30 per class, drawn "
+                        "with --seed (default: public where the dataset has one, else random, as train); it only "
+                        "chooses the architecture: retrain with lpgnas train --arch (splits re-drawn per seed)")
     s.add_argument("--out", required=True, help="run directory (log.jsonl, checkpoints, arch.json, summary.json)")
     s.add_argument("--resume", action="store_true", help="continue the search in --out from its last checkpoint")
     s.add_argument("--json", action="store_true", help="print the summary as one JSON object on the last line")
@@ -109,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 _SEARCH_FLAGS = {"lambda": "--lambda", "epochs": "--epochs", "finetune": "--finetune", "t_start": "--temperature",
                  "t_end": "--temperature", "arch_lr": "--arch-lr", "warmup": "--warmup", "seed": "--seed",
-                 "cost": "--cost", "space": "--space", "dataset": "--dataset"}
+                 "cost": "--cost", "space": "--space", "dataset": "--dataset", "split": "--split"}
 
 
 def _as_flag(e: ConfigError) -> ConfigError:
@@ -141,7 +146,7 @@ def _cmd_search(args: argparse.Namespace) -> int:
         space = load_space(args.space)
         config = SearchConfig(epochs=args.epochs, lam=args.lam, cost=args.cost, gumbel=args.gumbel, hard=args.hard,
                               t_start=t_start, t_end=t_end, seed=args.seed, arch_lr=args.arch_lr,
-                              warmup=args.warmup, finetune=args.finetune).validate()
+                              warmup=args.warmup, finetune=args.finetune, split=args.split).validate()
         obj = D.load_dataset(args.dataset, args.data_root)
     except ConfigError as e:
         raise _as_flag(e) from None
@@ -161,14 +166,17 @@ def _cmd_search(args: argparse.Namespace) -> int:
         return 0
     layers = " | ".join(f"{spec.op}({spec.attention},{spec.aggregator}) {spec.hidden}x{spec.heads} {spec.activation}"
                         + (" +skip" if spec.skip else "") for spec in result.arch.layers)
-    print(f"search {s['space']} on {s['dataset']} (lambda {s['lambda']}, cost {s['cost']}): "
+    split = s["split"] + (f" seed {s['split_seed']}" if s["split_seed"] is not None else "")
+    print(f"search {s['space']} on {s['dataset']} (lambda {s['lambda']}, cost {s['cost']}, split {split}): "
           f"{s['epochs']}+{s['finetune']} epochs in {s['search_seconds']:.1f}s (compile {s['compile_seconds']:.1f}s)")
     print(f"derived: {layers}")
     print(f"derived sub-network (shared weights, fine-tuned): val {100 * s['val_acc']:.2f}  "
           f"test {100 * s['test_acc']:.2f}")
     print(f"model size {s['model_size_bits'] / 8192:.2f} KiB (fp32 {s['fp32_model_size_bits'] / 8192:.2f} KiB), "
           f"feature memory {s['buffer_bits'] / 8192:.1f} KiB, compression {s['compression']:.2f}x")
-    print(f"architecture: {s['arch_path']}  (retrain: lpgnas train --arch {s['arch_path']} --dataset {s['dataset']})")
+    retrain_split = f" --split {s['split']}" if s["task"] == "node" else ""
+    print(f"architecture: {s['arch_path']}  (retrain: lpgnas train --arch {s['arch_path']} --dataset {s['dataset']}"
+          f"{retrain_split})")
     return 0
 
 
@@ -296,12 +304,12 @@ def _cmd_train(args: argparse.Namespace) -> int:
             graph = graph.with_features(D.row_normalize(graph.features))
         arch, config = _with_quant(arch, quant, defaults, args, graph.num_features, graph.num_classes,
                                    graph.num_nodes)
-        split_kind = args.split or ("public" if graph.split is not None else "random")
+        split_kind = args.split or D.default_node_split(graph)
         if split_kind == "public" and graph.split is None:
             raise ConfigError("--split", f"{args.dataset} has no public split; use random or per-class")
         arrays = node_arrays(graph)
         for seed in range(args.seeds):
-            split = _node_split(graph, split_kind, seed)
+            split = D.node_split(graph, split_kind, seed)
             update, close = _progress(show, f"seed {seed}")
             result, model = train_node(arch, graph, seed=seed, config=config, split=split, arrays=arrays,
                                        progress=update)
@@ -434,12 +442,12 @@ def _cmd_infer(args: argparse.Namespace) -> int:
                                            f"trained on {trained_on} with {want}")
     if meta.get("row_normalize"):
         graph = graph.with_features(D.row_normalize(graph.features))
-    split_kind = args.split or meta.get("split") or ("public" if graph.split is not None else "random")
-    if split_kind not in ("public", "random", "per-class"):
+    split_kind = args.split or meta.get("split") or D.default_node_split(graph)
+    if split_kind not in D.NODE_SPLITS:
         raise ConfigError("split", f"{split_kind!r} is not a node split (public, random, per-class)", source=meta_path)
     if split_kind == "public" and graph.split is None:
         raise ConfigError("--split", f"{args.dataset} has no public split; use random or per-class")
-    split = _node_split(graph, split_kind, int(meta.get("seed", 0)))
+    split = D.node_split(graph, split_kind, int(meta.get("seed", 0)))
     report = infer_report(model, graph, split, backend=args.backend, interpret=True if args.interpret else None,
                           messages=args.messages, repeats=args.repeats)
     quant = "fp32" if arch.quant is None else (arch.quant.name or "custom")
@@ -456,16 +464,6 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     print(f"latency {out['latency_ms']:.3f} ms (QAT {out['qat_latency_ms']:.3f}, fp32 {out['fp32_latency_ms']:.3f}), "
           f"compile {out['compile_seconds']:.2f}s")
     return 0
-
-
-def _node_split(graph, kind: str, seed: int):
-    from lpgnas import data as D
-
-    if kind == "public":
-        return graph.split
-    if kind == "random":
-        return D.random_split(graph.labels, seed)
-    return D.per_class_split(graph.labels, seed)
 
 
 if __name__ == "__main__":  # pragma: no cover

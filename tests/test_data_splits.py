@@ -3,7 +3,16 @@
 import numpy as np
 import pytest
 
-from lpgnas.data import Graph, kfold_splits, per_class_split, public_split, random_split
+from lpgnas.data import (
+    Graph,
+    Split,
+    default_node_split,
+    kfold_splits,
+    node_split,
+    per_class_split,
+    public_split,
+    random_split,
+)
 from lpgnas.errors import ConfigError
 
 
@@ -115,3 +124,36 @@ def test_public_split_requires_split():
                           n_node=np.array([2]), n_edge=np.array([0]), globals=None)
     with pytest.raises(ConfigError, match="no public split"):
         public_split(Graph(graph=g, labels=np.zeros(2, np.int32), num_classes=1, name="x"))
+
+
+def _graph(labels, split=None):
+    import jraph
+
+    n = labels.shape[0]
+    g = jraph.GraphsTuple(nodes=np.zeros((n, 1), np.float32), edges=None, senders=np.zeros(0, np.int32),
+                          receivers=np.zeros(0, np.int32), n_node=np.array([n]), n_edge=np.array([0]), globals=None)
+    return Graph(graph=g, labels=labels, num_classes=int(labels.max()) + 1, name="g", split=split)
+
+
+_OWN = Split(train=np.arange(10), val=np.arange(10, 20), test=np.arange(20, 30))
+
+
+@pytest.mark.parametrize("kind, has_public, expected", [
+    ("public", True, lambda lab, seed: _OWN),
+    ("random", True, lambda lab, seed: random_split(lab, seed)),
+    ("random", False, lambda lab, seed: random_split(lab, seed)),
+    ("per-class", False, lambda lab, seed: per_class_split(lab, seed)),
+    ("public", False, "no public split"),
+    ("Random", True, "unknown node split"),
+])
+def test_node_split_is_the_one_train_and_search_draw(kind, has_public, expected):
+    lab = _labels()
+    graph = _graph(lab, _OWN if has_public else None)
+    assert default_node_split(graph) == ("public" if has_public else "random")
+    if isinstance(expected, str):
+        with pytest.raises(ConfigError, match=expected) as e:
+            node_split(graph, kind, 0)
+        assert e.value.field == "split"
+        return
+    for seed in (0, 1):
+        assert _same(node_split(graph, kind, seed), expected(lab, seed))

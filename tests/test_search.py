@@ -208,6 +208,79 @@ def test_bad_settings_name_their_field(changes, field):
     assert e.value.field == field
 
 
+# -- the split searched on ----------------------------------------------------------------------------
+
+
+def _public_masks(graph):
+    return tuple(np.asarray(m) for m in graph.split.masks(graph.num_nodes))
+
+
+@pytest.mark.parametrize("split, seed, want, split_seed, train_size", [
+    (None, 1, "public", None, 180),          # the synthetic graph's own split (like Planetoid's)
+    ("public", 1, "public", None, 180),
+    ("random", 1, "random", 1, 180),         # 60/20/20, drawn with the search seed
+    ("per-class", 1, "per-class", 1, 60),    # 20 per class, 3 classes
+])
+def test_node_search_records_the_split_it_drew(graph, arrays, split, seed, want, split_seed, train_size):
+    r = search("tiny", graph, config=SearchConfig(epochs=3, lam=0.1, seed=seed, split=split, **FAST),
+               arrays=arrays, dataset="synth")
+    s = r.summary
+    assert (s["split"], s["split_seed"], s["split_sizes"]["train"]) == (want, split_seed, train_size)
+    assert (r.arch.search["split"], r.arch.search["split_seed"]) == (want, split_seed)
+    drawn = tuple(np.asarray(m) for m in D.node_split(graph, want, seed).masks(graph.num_nodes))
+    assert all(np.array_equal(a, b) for a, b in zip(drawn, _public_masks(graph))) == (want == "public")
+    if want != "public":  # another split, another search
+        public = search("tiny", graph, config=SearchConfig(epochs=3, lam=0.1, seed=seed, **FAST), arrays=arrays)
+        assert [rec["train_acc"] for rec in r.log] != [rec["train_acc"] for rec in public.log]
+
+
+@pytest.mark.parametrize("split, want", [(None, "random"), ("per-class", "per-class"), ("public", "split")])
+def test_a_graph_without_a_public_split_searches_a_random_one(graph, arrays, split, want):
+    import dataclasses
+
+    bare = dataclasses.replace(graph, split=None, name="bare")
+    config = SearchConfig(epochs=1, finetune=1, split=split)
+    if want == "split":  # refused, naming the field, before anything runs
+        with pytest.raises(ConfigError, match="no public split") as e:
+            search("tiny", bare, config=config, arrays=arrays)
+        assert e.value.field == "split"
+        return
+    assert search("tiny", bare, config=config, arrays=arrays).summary["split"] == want
+
+
+def test_graph_tasks_refuse_a_node_split():
+    with pytest.raises(ConfigError) as e:
+        search(parse_space_yaml(GRAPH_SPACE), _toy_graph_dataset(), config=SearchConfig(epochs=1, split="random"))
+    assert e.value.field == "split" and "node-level" in e.value.problem
+
+
+def test_resume_checks_the_split_of_the_checkpoint_and_reads_older_runs(graph, arrays, tmp_path):
+    out = tmp_path / "run"
+    config = SearchConfig(epochs=3, lam=0.1, split="random", **FAST)
+    search("tiny", graph, config=config, out=str(out), arrays=arrays)
+    assert np.load(out / "checkpoint.npz")["meta"].tobytes().decode().count('"split": "random"') == 1
+    # a search.json edited to another split: the checkpoint still refuses it
+    fp = json.loads((out / "search.json").read_text())
+    fp["config"]["split"] = "per-class"
+    (out / "search.json").write_text(json.dumps(fp))
+    with pytest.raises(ConfigError, match="checkpoint.*split 'random'") as e:
+        search("tiny", graph, config=SearchConfig(epochs=3, lam=0.1, split="per-class", **FAST), out=str(out),
+               resume=True, arrays=arrays)
+    assert e.value.field == "--resume"
+    # a run written before searches recorded their split used the public one: it resumes as public only
+    old = tmp_path / "old"
+    first = search("tiny", graph, config=SearchConfig(epochs=3, lam=0.1, **FAST), out=str(old), arrays=arrays)
+    fp = json.loads((old / "search.json").read_text())
+    del fp["config"]["split"], fp["config"]["split_seed"]
+    (old / "search.json").write_text(json.dumps(fp))
+    again = search("tiny", graph, config=SearchConfig(epochs=3, lam=0.1, split="public", **FAST), out=str(old),
+                   resume=True, arrays=arrays)
+    assert again.summary["val_acc"] == first.summary["val_acc"] and again.summary["split"] == "public"
+    with pytest.raises(ConfigError, match="config.split differs"):
+        search("tiny", graph, config=SearchConfig(epochs=3, lam=0.1, split="random", **FAST), out=str(old),
+               resume=True, arrays=arrays)
+
+
 # -- graph classification ---------------------------------------------------------------------------
 
 
@@ -318,6 +391,37 @@ def test_cli_search_bad_flags_exit_2(tmp_path, capsys, extra, flag):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert flag in err and "Traceback" not in err
+
+
+def test_cli_search_split_is_recorded_and_resume_refuses_another(tmp_path, capsys):
+    from lpgnas.cli import main
+
+    out = tmp_path / "run"
+    argv = ["search", "--space", "tiny", "--dataset", SYNTH, "--epochs", "3", "--finetune", "2", "--seed", "1",
+            "--out", str(out), "--json"]
+    assert main(argv + ["--split", "random"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (summary["split"], summary["split_seed"]) == ("random", 1)
+    assert json.loads((out / "search.json").read_text())["config"]["split"] == "random"
+    assert json.loads((out / "summary.json").read_text())["split"] == "random"
+    assert {k: read_architecture(out / "arch.json").search[k] for k in ("split", "split_seed")} == \
+        {"split": "random", "split_seed": 1}
+    for other in (["--split", "per-class"], []):  # no --split: the dataset's default (public here)
+        assert main(argv + other + ["--resume"]) == 2
+        err = capsys.readouterr().err
+        assert "--out" in err and "config.split differs" in err and '"random" there' in err
+    assert main(argv + ["--split", "random", "--resume"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["val_acc"] == summary["val_acc"]
+
+
+@pytest.mark.parametrize("split", ["bogus", "Random", ""])
+def test_cli_search_bad_split_is_an_argparse_error(tmp_path, capsys, split):
+    from lpgnas.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["search", "--dataset", SYNTH, "--out", str(tmp_path / "r"), "--split", split])
+    assert e.value.code == 2 and "--split" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()
 
 
 def test_cli_search_refuses_a_different_search_in_out(tmp_path, capsys):

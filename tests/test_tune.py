@@ -239,6 +239,8 @@ def test_a_final_report_becomes_a_record_with_json_safe_config():
     (dict(space="tiny,,small"), "space"),
     (dict(space=("tiny", "  ")), "space"),
     (dict(space=()), "space"),
+    (dict(split="bogus"), "split"),
+    (dict(split="Random"), "split"),
 ])
 def test_backend_settings_are_validated(kw, field):
     with pytest.raises(ConfigError) as e:
@@ -286,14 +288,63 @@ def test_a_space_path_variant_is_made_absolute(tmp_path, monkeypatch):
     assert b.spaces == ("tiny", str(tmp_path / "spaces" / "mine.yaml"))
 
 
-def test_a_trial_runs_the_space_it_drew():
+@pytest.mark.parametrize("split, searched", [
+    (None, ("public", None)),     # the default: the dataset's fixed split
+    ("random", ("random", 3)),    # drawn with the trial's seed; the retraining re-draws it per seed
+])
+def test_a_trial_runs_the_space_and_split_it_drew(split, searched):
     b = DifferentiableBackend(space="tiny,small", dataset=SYNTH, epochs=2, finetune=1, retrain_seeds=1,
-                              retrain_epochs=2, baseline_ids=())
-    report = b.run_trial({"lambda": 1.0, "seed": 0, "cost": "size", "space": "small"})
+                              retrain_epochs=2, baseline_ids=(), split=split)
+    report = b.run_trial({"lambda": 1.0, "seed": 3, "cost": "size", "space": "small"})
     arch = json.loads(report["arch_json"])
     assert arch["search"]["space"] == "small" and report["name"].endswith("space=small")
+    assert (arch["search"]["split"], arch["search"]["split_seed"]) == searched
+    assert arch["search"]["retrain"]["split"] == json.loads(report["extra"])["split"] == searched[0]
     with pytest.raises(ConfigError, match="not one of"):
         b.run_trial({"lambda": 1.0, "seed": 0, "cost": "size", "space": "lpgnas"})
+
+
+@pytest.mark.parametrize("split, label, want", [
+    (None, "public", ("public", None)),          # the default: one fixed split for the whole tune
+    (None, "random-0", ("random", 0)),           # ... a random one with seed 0 where there is no public one
+    ("random", "public", ("random", None)),      # drawn with each trial's search seed
+    ("per-class", "random-0", ("per-class", None)),
+    ("public", "random-0", "no public split"),
+    (None, "fold 0 of 10", (None, None)),        # graph tasks
+    ("random", "fold 0 of 10", "node-level"),
+])
+def test_the_split_a_trial_searches(split, label, want):
+    b = DifferentiableBackend(dataset=SYNTH, split=split)
+    if isinstance(want, str):
+        with pytest.raises(ConfigError, match=want) as e:
+            b._search_split(label)
+        assert e.value.field == "split"
+    else:
+        assert b._search_split(label) == want
+
+
+def test_split_setting_round_trips_and_the_default_is_not_written():
+    assert "split" not in DifferentiableBackend(dataset=SYNTH).describe()  # tunes from before it resume
+    b = DifferentiableBackend(dataset=SYNTH, split="per-class")
+    assert b.describe()["split"] == "per-class"
+    assert DifferentiableBackend.from_json(json.loads(json.dumps(b.describe()))) == b
+
+
+@pytest.mark.parametrize("extra, needle", [
+    (["--split", "bogus"], None),                           # argparse: exit 2
+    (["--backend", "abs", "--split", "random"], "--split"),  # the abs backend uses the public split
+])
+def test_bad_split_flags_exit_2(tmp_path, extra, needle):
+    out = tmp_path / "run"
+    argv = ["tune", "--space", "tiny", "--dataset", SYNTH, "--out", str(out), "--no-baselines", *extra]
+    if needle is None:
+        with pytest.raises(SystemExit) as e:
+            _main(argv)
+        assert e.value.code == 2
+    else:
+        code, _, stderr = _main(argv)
+        assert code == 2 and needle in stderr and "Traceback" not in stderr
+    assert not out.exists()
 
 
 def test_tune_json_must_be_a_tune(tmp_path):

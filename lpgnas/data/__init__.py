@@ -9,7 +9,15 @@ from lpgnas.data._download import resolve_data_root
 from lpgnas.data._features import row_normalize
 from lpgnas.data._graph import Graph, GraphDataset, Split
 from lpgnas.data._load import DATASETS, load_dataset
-from lpgnas.data._splits import kfold_splits, per_class_split, public_split, random_split
+from lpgnas.data._splits import (
+    NODE_SPLITS,
+    default_node_split,
+    kfold_splits,
+    node_split,
+    per_class_split,
+    public_split,
+    random_split,
+)
 from lpgnas.data._stats import dataset_stats
 from lpgnas.data._synthetic import synthetic_graph
 
@@ -23,6 +31,9 @@ __all__ = [
     "load_dataset",
     "DATASETS",
     "row_normalize",
+    "NODE_SPLITS",
+    "default_node_split",
+    "node_split",
     "public_split",
     "random_split",
     "per_class_split",

@@ -13,7 +13,11 @@ import numpy as np
 from lpgnas.data._graph import Graph, Split
 from lpgnas.errors import ConfigError
 
-__all__ = ["public_split", "random_split", "per_class_split", "kfold_splits"]
+__all__ = ["NODE_SPLITS", "default_node_split", "node_split", "public_split", "random_split", "per_class_split",
+           "kfold_splits"]
+
+#: The node-task splits :func:`node_split` draws (the ``--split`` choices of ``lpgnas train`` / ``search``).
+NODE_SPLITS = ("public", "random", "per-class")
 
 
 def public_split(graph: Graph) -> Split:
@@ -22,6 +26,28 @@ def public_split(graph: Graph) -> Split:
         raise ConfigError("split", f"dataset {graph.name!r} has no public split; use random_split "
                                    "or per_class_split")
     return graph.split
+
+
+def default_node_split(graph: Graph) -> str:
+    """The split a node task uses when none is asked for: ``public`` where the dataset has one,
+    else ``random``."""
+    return "public" if graph.split is not None else "random"
+
+
+def node_split(graph: Graph, kind: str, seed: int) -> Split:
+    """The ``kind`` split of a node-classification graph (one of :data:`NODE_SPLITS`): ``public``
+    (the graph's own split; ``seed`` is not used), ``random`` (60/20/20 of the labelled nodes,
+    :func:`random_split`) or ``per-class`` (20 / 30 per class, :func:`per_class_split`), drawn
+    with ``seed``."""
+    if kind == "public":
+        if graph.split is None:
+            raise ConfigError("split", f"{graph.name or 'the dataset'} has no public split; use random or per-class")
+        return graph.split
+    if kind == "random":
+        return random_split(graph.labels, seed)
+    if kind == "per-class":
+        return per_class_split(graph.labels, seed)
+    raise ConfigError("split", f"unknown node split {kind!r}; allowed: {', '.join(NODE_SPLITS)}")
 
 
 def _labels(labels) -> np.ndarray:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from lpgnas._validate import finite_number, non_negative_int, positive_int
+from lpgnas.data import NODE_SPLITS
 from lpgnas.errors import ConfigError
 from lpgnas.supernet import COST_TARGETS, SupernetConfig
 
@@ -27,6 +28,11 @@ class SearchConfig:
       are its validation-selected accuracies.
     chunk: epochs per compiled call (node tasks). checkpoint_every: epochs between checkpoints.
     batch_size: graphs per batch (graph tasks). supernet: :class:`~lpgnas.supernet.SupernetConfig`.
+    split: node tasks, the train/val/test split the search uses (``public``, ``random`` 60/20/20 or
+      ``per-class`` 20/30, :func:`lpgnas.data.node_split`; ``None``: public where the dataset has
+      one, else random, as ``lpgnas train``). split_seed: seed of a random / per-class split
+      (``None``: ``seed``, so a search is reproducible from its seed). Graph tasks leave both ``None``
+      (fold 0 of 10 stratified folds).
     """
 
     epochs: int = 300
@@ -47,6 +53,8 @@ class SearchConfig:
     checkpoint_every: int = 50
     batch_size: int = 32
     supernet: SupernetConfig = SupernetConfig()
+    split: str | None = None
+    split_seed: int | None = None
 
     def validate(self) -> "SearchConfig":
         for name in ("epochs", "chunk", "checkpoint_every", "batch_size", "finetune"):
@@ -63,6 +71,10 @@ class SearchConfig:
         for name in ("gumbel", "hard"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(name, f"must be true or false, got {getattr(self, name)!r}")
+        if self.split is not None and self.split not in NODE_SPLITS:
+            raise ConfigError("split", f"unknown node split {self.split!r}; allowed: {', '.join(NODE_SPLITS)}")
+        if self.split_seed is not None:
+            non_negative_int("split_seed", self.split_seed)
         if not isinstance(self.supernet, SupernetConfig):
             raise ConfigError("supernet", "must be a SupernetConfig")
         self.supernet.validate()

@@ -4,7 +4,9 @@ architecture retrained from scratch.
 A trial samples ``lambda`` (the weight of the cost term), the search ``seed``, the ``cost``
 target and, when several are given, the search ``space`` (a space variant), runs :func:`lpgnas.search.search`, retrains the derived :class:`~lpgnas.arch.Architecture`
 with the trainer (node tasks: the dataset's public split, or a fixed random 60/20/20 split when it
-has none; graph tasks: fold 0 of 10 stratified folds) for ``retrain_seeds`` seeds and reports once:
+has none; with ``split`` set, the search draws that split with the trial's seed and each retraining
+run re-draws it with its own seed, as ``lpgnas train --split`` does; graph tasks: fold 0 of 10
+stratified folds) for ``retrain_seeds`` seeds and reports once:
 the mean validation / test accuracy over those seeds (each run keeps its validation-selected epoch;
 test accuracy is only reported), the exact costs of the architecture
 (:func:`lpgnas.supernet.architecture_cost`) and the architecture itself.
@@ -65,6 +67,10 @@ class DifferentiableBackend:
     baseline, GCN for node tasks and GIN for graph tasks, from ``lpgnas.train.TRAIN_DEFAULTS``).
     baseline_ids: ids of :func:`task_baselines` to train as reference points, ``("default",)`` for
     all of the task's, ``()`` for none.
+    split: node tasks, ``public``, ``random`` or ``per-class`` (:func:`lpgnas.data.node_split`): the
+    search draws it with the trial's seed, the retraining runs and the baselines with theirs (seeds
+    ``0..n-1``). ``None`` (the default): one fixed split for everything, the public one, else random
+    60/20/20 with seed 0 (not written by :meth:`describe`, so tunes from before the setting resume).
     """
 
     name: ClassVar[str] = "differentiable"
@@ -85,6 +91,7 @@ class DifferentiableBackend:
     retrain_seeds: int = 3
     retrain_epochs: int | None = None
     baseline_ids: tuple[str, ...] = (_DEFAULT,)
+    split: str | None = None
 
     def __post_init__(self):
         def fix(k, v):  # normalising a frozen dataclass
@@ -147,6 +154,11 @@ class DifferentiableBackend:
         t = self.temperature
         if len(t) != 2 or not all(is_finite_number(v) and v > 0 for v in t):
             raise ConfigError("temperature", f"must be START, END > 0, got {list(t)!r}")
+        if self.split is not None:
+            from lpgnas.data import NODE_SPLITS
+
+            if self.split not in NODE_SPLITS:
+                raise ConfigError("split", f"unknown node split {self.split!r}; allowed: {', '.join(NODE_SPLITS)}")
         known = set(_NODE_BASELINES) | set(_GRAPH_BASELINES) | {_DEFAULT}
         bad = [b for b in self.baseline_ids if b not in known]
         if bad:
@@ -164,6 +176,8 @@ class DifferentiableBackend:
         for k, v in out.items():
             if isinstance(v, tuple):
                 out[k] = list(v)
+        if out["split"] is None:
+            del out["split"]  # the default: a tune.json written before the setting holds the same tune
         return out
 
     @classmethod
@@ -189,7 +203,9 @@ class DifferentiableBackend:
         check that they are for the same task."""
         from lpgnas.search_spaces import load_space
 
-        task = _task(_load(self.dataset, self.data_root)[0])
+        obj, _, label = _load(self.dataset, self.data_root)
+        task = _task(obj)
+        self._search_split(label)
         for name in self.spaces:
             space = load_space(name)
             if space.task != task:
@@ -267,16 +283,19 @@ class DifferentiableBackend:
         space = str(config.get("space", self.spaces[0]))
         if space not in self.spaces:
             raise ConfigError("space", f"{space!r} is not one of this tune's spaces {list(self.spaces)!r}")
-        obj, arrays, split = _load(self.dataset, self.data_root)
+        obj, arrays, label = _load(self.dataset, self.data_root)
+        split_kind, split_seed = self._search_split(label)
         sc = SearchConfig(epochs=self.epochs, finetune=self.finetune, lam=lam, cost=cost, seed=seed,
-                          t_start=float(self.temperature[0]), t_end=float(self.temperature[1]))
+                          t_start=float(self.temperature[0]), t_end=float(self.temperature[1]),
+                          split=split_kind, split_seed=split_seed)
         result = search(space, obj, config=sc, dataset=self.dataset, arrays=arrays)
-        runs = self._retrain(result.arch, obj, arrays)
+        runs = self._retrain(result.arch, obj, arrays, label)
+        split = self.split or label
         vals = [r.val_acc for r in runs]
         tests = [r.test_acc for r in runs]
         retrain = {"seeds": len(runs), "epochs": self._train_config(result.arch.task).epochs,
                    "val_acc": _mean(vals), "test_acc": _mean(tests), "val_acc_std": _std(vals),
-                   "test_acc_std": _std(tests)}
+                   "test_acc_std": _std(tests), "split": split}
         arch = dataclasses.replace(result.arch, search={**(result.arch.search or {}), "retrain": retrain})
         s = result.summary
         extra = {"search_val_acc": s["val_acc"], "search_test_acc": s["test_acc"],
@@ -308,7 +327,21 @@ class DifferentiableBackend:
             kw["epochs"] = self.retrain_epochs
         return TrainConfig(**kw)
 
-    def _retrain(self, arch, obj, arrays, model: str | None = None) -> list:
+    def _search_split(self, label: str) -> tuple[str | None, int | None]:
+        """``(split, split_seed)`` of a trial's :class:`~lpgnas.search.SearchConfig`, for a dataset
+        whose :func:`_load` split name is ``label``; refuses a ``split`` the dataset cannot give."""
+        if label not in ("public", "random-0"):  # a graph-level dataset
+            if self.split is not None:
+                raise ConfigError("split", f"node-level datasets only; {self.dataset} is a graph-level dataset "
+                                           "(fold 0 of 10 stratified folds)")
+            return None, None
+        if self.split is None:  # the tune's one fixed split
+            return ("public", None) if label == "public" else ("random", 0)
+        if self.split == "public" and label != "public":
+            raise ConfigError("split", f"{self.dataset} has no public split; use random or per-class")
+        return self.split, None  # drawn with the trial's search seed
+
+    def _retrain(self, arch, obj, arrays, label: str, model: str | None = None) -> list:
         from lpgnas import data as D
         from lpgnas.train import train_graph, train_node
 
@@ -318,7 +351,11 @@ class DifferentiableBackend:
         if isinstance(obj, D.GraphDataset):
             split = D.kfold_splits(obj.labels, k=10, seed=0, folds=obj.folds)[0]
             return [train_graph(arch, obj, split, seed=s, config=config)[0] for s in range(self.retrain_seeds)]
-        return [train_node(arch, obj, seed=s, config=config, arrays=arrays)[0] for s in range(self.retrain_seeds)]
+        self._search_split(label)
+        # the default: the graph's fixed split; with ``split``: re-drawn per seed, as `lpgnas train` does
+        return [train_node(arch, obj, seed=s, config=config, arrays=arrays,
+                           split=None if self.split is None else D.node_split(obj, self.split, s))[0]
+                for s in range(self.retrain_seeds)]
 
     @staticmethod
     def _costs(arch, obj) -> dict[str, float]:
@@ -342,7 +379,8 @@ class DifferentiableBackend:
         from lpgnas.search._trials import TrialResult
 
         t0 = time.perf_counter()
-        obj, arrays, split = _load(self.dataset, self.data_root)
+        obj, arrays, label = _load(self.dataset, self.data_root)
+        split = self.split or label
         task = _task(obj)
         quant, model = bid.split("-", 1)
         if task == "node":
@@ -351,13 +389,13 @@ class DifferentiableBackend:
             arch = baseline(model, task="graph")
         if quant != "fp32":
             arch = dataclasses.replace(arch, quant=QuantConfig.preset(quant))
-        runs = self._retrain(arch, obj, arrays, model=model)
+        runs = self._retrain(arch, obj, arrays, label, model=model)
         vals = [r.val_acc for r in runs]
         tests = [r.test_acc for r in runs]
         epochs = self._train_config(task, model).epochs
         arch = dataclasses.replace(arch, search={"baseline": bid, "dataset": self.dataset, "retrain": {
             "seeds": len(runs), "epochs": epochs, "val_acc": _mean(vals), "test_acc": _mean(tests),
-            "val_acc_std": _std(vals), "test_acc_std": _std(tests)}})
+            "val_acc_std": _std(vals), "test_acc_std": _std(tests), "split": split}})
         result = TrialResult(
             trial_id=bid, backend="baseline", dataset=self.dataset, val_acc=_mean(vals), test_acc=_mean(tests),
             seconds=time.perf_counter() - t0, name=f"{quant} {model}", node=socket.gethostname(),

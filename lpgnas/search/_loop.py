@@ -8,7 +8,9 @@ on a validation batch (padded batches of one bucket, one compile per step kind).
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import os
 import time
 from typing import Callable, NamedTuple
 
@@ -17,9 +19,19 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from lpgnas._jsonio import read_json
 from lpgnas.arch import Architecture, write_architecture
-from lpgnas.data import Graph, GraphDataset, Split, iterate_batches, kfold_splits, make_buckets
-from lpgnas.errors import ConfigError
+from lpgnas.data import (
+    Graph,
+    GraphDataset,
+    Split,
+    default_node_split,
+    iterate_batches,
+    kfold_splits,
+    make_buckets,
+    node_split,
+)
+from lpgnas.errors import ConfigError, LpgnasError
 from lpgnas.search._config import SearchConfig
 from lpgnas.search._rundir import RunDir, read_log
 from lpgnas.search._steps import (
@@ -49,6 +61,25 @@ class SearchResult(NamedTuple):
 
 def _fingerprint(space: SearchSpace, dataset: str, config: SearchConfig) -> dict:
     return {"schema": "lpgnas.search/v1", "dataset": dataset, "space": space.to_json(), "config": config.to_json()}
+
+
+def _legacy_fingerprint(run: RunDir, fingerprint: dict) -> dict:
+    """``fingerprint`` as it would have been written before searches recorded their split, when the
+    run directory holds such a search and this one uses the split every search used then (the
+    graph's public split; graph tasks: fold 0). Otherwise ``fingerprint`` unchanged."""
+    path = run.file("search.json")
+    config = fingerprint["config"]
+    if config["split"] not in ("public", None) or config["split_seed"] is not None or not os.path.exists(path):
+        return fingerprint
+    try:
+        existing = read_json(path, "search description", expect=dict)
+    except LpgnasError:
+        return fingerprint  # RunDir.start reports it
+    old = existing.get("config")
+    if isinstance(old, dict) and "split" not in old and "split_seed" not in old:
+        config = {k: v for k, v in config.items() if k not in ("split", "split_seed")}
+        return {**fingerprint, "config": config}
+    return fingerprint
 
 
 def _record(epoch: int, config: SearchConfig, m: dict, choices: dict) -> dict:
@@ -94,13 +125,22 @@ def _shapes(tree) -> tuple:
 # node classification
 
 
+def _split_meta(config: SearchConfig) -> dict:
+    """The split a checkpoint records (and a resumed search must share)."""
+    return {"split": config.split, "split_seed": config.split_seed}
+
+
 def _start(net, program: Program, config: SearchConfig, run: RunDir | None, resume: bool):
     """The initial search state and log records: fresh, or the run's last checkpoint with its log cut
     back to the checkpoint's epoch."""
     state = init_state(net, program, config.seed)
     if run is None or not resume:
         return state, []
-    state, _ = run.load_checkpoint(state)
+    state, meta = run.load_checkpoint(state)
+    for key, want in _split_meta(config).items():
+        if key in meta and meta[key] != want:  # checkpoints written before the split was recorded lack it
+            raise ConfigError("--resume", f"the checkpoint in {run.path} was written by a search with {key} "
+                                          f"{meta[key]!r}, this search has {want!r}; use another directory")
     run.cut_log(int(state.epoch))
     return state, read_log(run.log_path)
 
@@ -143,14 +183,12 @@ def _node_chunk(program: Program, chunk: int):
     return run_chunk
 
 
-def _search_node(net: Supernet, graph: Graph, config: SearchConfig, run: RunDir | None, resume: bool,
+def _search_node(net: Supernet, graph: Graph, split: Split, config: SearchConfig, run: RunDir | None, resume: bool,
                  progress, arrays) -> tuple[SearchState, list, float, float]:
     from lpgnas.train import node_arrays  # floor 4 helper, shared with the trainer
 
-    if graph.split is None:
-        raise ConfigError("dataset", f"{graph.name or 'the graph'} has no train/val/test split")
     x, ga = arrays if arrays is not None else node_arrays(graph)
-    train_m, val_m, test_m = (jnp.asarray(m) for m in graph.split.masks(graph.num_nodes))
+    train_m, val_m, test_m = (jnp.asarray(m) for m in split.masks(graph.num_nodes))
     labels = jnp.asarray(graph.labels, jnp.int32)
     data = (x, ga, labels, train_m, val_m, test_m)
     program = make_program(net, config, graph.num_nodes, graph.num_edges)
@@ -182,7 +220,7 @@ def _search_node(net: Supernet, graph: Graph, config: SearchConfig, run: RunDir 
         if run is not None:
             run.append_log(new)
             if end % config.checkpoint_every == 0 or end == total:
-                run.save_checkpoint(state, {"epoch": end})
+                run.save_checkpoint(state, {"epoch": end, **_split_meta(config)})
         if progress is not None:
             progress(end, total)
     jax.block_until_ready(state)
@@ -261,7 +299,7 @@ def _search_graph(net: Supernet, dataset: GraphDataset, split: Split, config: Se
         if run is not None:
             run.append_log([rec])
             if (epoch + 1) % config.checkpoint_every == 0 or epoch + 1 == total:
-                run.save_checkpoint(state, {"epoch": epoch + 1})
+                run.save_checkpoint(state, {"epoch": epoch + 1, **_split_meta(config)})
         if progress is not None:
             progress(epoch + 1, total)
     return state, records, time.perf_counter() - t_start - compile_s, compile_s
@@ -278,9 +316,13 @@ def search(space: SearchSpace | str, data: Graph | GraphDataset, *, config: Sear
 
     Args:
       space: a :class:`~lpgnas.search_spaces.SearchSpace`, a shipped name or a YAML path.
-      data: a node-level :class:`~lpgnas.data.Graph` (with its split) or a graph-level
-        :class:`~lpgnas.data.GraphDataset` (``split`` or fold 0 of 10 stratified folds).
-      config: :class:`SearchConfig`. out: run directory (``None``: nothing is written).
+      data: a node-level :class:`~lpgnas.data.Graph` or a graph-level
+        :class:`~lpgnas.data.GraphDataset`.
+      config: :class:`SearchConfig`; node tasks search on its ``split`` (default: public where the
+        graph has one, else random), drawn with ``split_seed`` (default: ``seed``).
+      split: graph tasks only, the graph ids to search on (default: fold 0 of 10 stratified folds).
+      out: run directory (``None``: nothing is written); its ``search.json`` and checkpoints record
+        the split, so resuming with another split is refused.
       resume: continue from ``out``'s last checkpoint (same search only); the result equals an
         uninterrupted run's. dataset: name recorded in the provenance.
       arrays: node tasks, device arrays from :func:`lpgnas.train.node_arrays` to reuse.
@@ -298,7 +340,12 @@ def search(space: SearchSpace | str, data: Graph | GraphDataset, *, config: Sear
       (:func:`lpgnas.supernet.architecture_cost`); ``expected_cost`` -- the normalised expected cost
       at the last search epoch;
     * ``search_seconds`` (every epoch, compile excluded), ``compile_seconds``, ``epoch_ms``,
-      ``arch_path`` (``None`` without ``out``), the choices and the settings.
+      ``arch_path`` (``None`` without ``out``), the choices and the settings;
+    * ``split`` / ``split_seed`` -- the split searched on (node tasks: ``public``, ``random`` or
+      ``per-class`` and its seed, ``None`` for public; graph tasks: ``fold-0`` with seed 0, or
+      ``custom`` for a given ``split``) and ``split_sizes`` (train / val / test counts). The
+      architecture's ``search`` provenance records ``split`` and ``split_seed`` too. The split only
+      chooses the architecture: ``lpgnas train --arch`` re-draws a random / per-class split per seed.
     """
     config.validate()
     space = load_space(space)
@@ -312,28 +359,47 @@ def search(space: SearchSpace | str, data: Graph | GraphDataset, *, config: Sear
         raise ConfigError("space", f"search space {space.name!r} is for {space.task}-level tasks but the dataset is "
                                    f"{task}-level")
     name = dataset or getattr(data, "name", "") or "dataset"
+    if task == "node":
+        if split is not None:
+            raise ConfigError("split", "node tasks search on config.split, drawn with config.split_seed; for a "
+                                       "split of your own pass graph.with_split(...) and split='public'")
+        kind = config.split or default_node_split(data)
+        split_seed = None if kind == "public" else (config.seed if config.split_seed is None else config.split_seed)
+        config = dataclasses.replace(config, split=kind, split_seed=split_seed)
+        split = node_split(data, kind, split_seed or 0)  # refuses a public split the graph lacks, before any file
+        split_name = kind
+        for part in ("train", "val"):
+            if len(getattr(split, part)) == 0:
+                raise ConfigError("split", f"the {part} set of the {kind} split is empty: the search needs "
+                                           "training and validation nodes")
+    else:
+        if config.split is not None or config.split_seed is not None:
+            raise ConfigError("split", "node-level datasets only: a graph-level search uses fold 0 of 10 "
+                                       "stratified folds (or the split passed to search())")
+        split_name, split_seed = ("custom", None) if split is not None else ("fold-0", 0)
+        if split is None:
+            split = kfold_splits(data.labels, k=10, seed=0, folds=data.folds)[0]
     run = RunDir(out) if out is not None else None
     if run is not None:
-        resume = run.start(_fingerprint(space, name, config), resume=resume)
+        resume = run.start(_legacy_fingerprint(run, _fingerprint(space, name, config)), resume=resume)
     elif resume:
         raise ConfigError("--resume", "needs a run directory (--out)")
     rngs = nnx.Rngs(params=config.seed)
     if task == "node":
         net = Supernet(space, data.num_features, data.num_classes, num_nodes=data.num_nodes,
                        config=config.supernet, rngs=rngs)
-        state, log, search_s, compile_s = _search_node(net, data, config, run, resume, progress, arrays)
+        state, log, search_s, compile_s = _search_node(net, data, split, config, run, resume, progress, arrays)
         n, e = data.num_nodes, data.num_edges
     else:
         net = Supernet(space, data.num_features, data.num_classes, config=config.supernet, rngs=rngs)
-        if split is None:
-            split = kfold_splits(data.labels, k=10, seed=0, folds=data.folds)[0]
         state, log, search_s, compile_s = _search_graph(net, data, split, config, run, resume, progress)
         n, e = float(np.mean(data.n_node)), float(np.mean(data.n_edge))
     nnx.update(net, state.params, state.logits, state.rest)
     last_search = [r for r in log if r["phase"] == "search"]
     metrics = {"val_acc": float(state.best_val), "test_acc": float(state.best_test)}
     provenance = {"space": space.name, "dataset": name, "lambda": config.lam, "seed": config.seed,
-                  "cost": config.cost, "epochs": config.epochs, "metrics": metrics}
+                  "cost": config.cost, "epochs": config.epochs, "split": split_name, "split_seed": split_seed,
+                  "metrics": metrics}
     arch = derive(net, search=provenance)
     report = architecture_cost(arch, data.num_features, data.num_classes, n, e)
     arch_path = None
@@ -347,6 +413,9 @@ def search(space: SearchSpace | str, data: Graph | GraphDataset, *, config: Sear
         "lambda": config.lam,
         "cost": config.cost,
         "seed": config.seed,
+        "split": split_name,
+        "split_seed": split_seed,
+        "split_sizes": {"train": len(split.train), "val": len(split.val), "test": len(split.test)},
         "epochs": config.epochs,
         "finetune": config.finetune,
         "val_acc": float(state.best_val),

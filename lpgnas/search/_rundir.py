@@ -56,6 +56,16 @@ def _diff(a: Any, b: Any, prefix: str = "") -> str | None:
     return None if a == b else prefix.rstrip(".") or "<root>"
 
 
+def _show(doc: Any, dotted: str) -> str:
+    """The JSON value at a dotted path of ``doc`` (``(absent)`` where there is none)."""
+    for part in dotted.split("."):
+        if not isinstance(doc, dict) or part not in doc:
+            return "(absent)"
+        doc = doc[part]
+    text = json.dumps(doc)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 class RunDir:
     """One search's folder. ``start`` checks it against the search asked for."""
 
@@ -90,10 +100,12 @@ class RunDir:
             if existing is None:
                 raise ConfigError("--resume", f"{self.path} has a checkpoint but no {_SEARCH}")
         if existing is not None:
-            where = _diff(existing, json.loads(json.dumps(fingerprint)))
+            asked = json.loads(json.dumps(fingerprint))
+            where = _diff(existing, asked)
             if where is not None:
-                raise ConfigError("--out", f"{self.path} holds a different search ({where} differs); use another "
-                                           "directory")
+                raise ConfigError("--out", f"{self.path} holds a different search ({where} differs: "
+                                           f"{_show(existing, where)} there, {_show(asked, where)} asked); use "
+                                           "another directory")
             if not resume:
                 raise ConfigError("--out", f"{self.path} already holds this search; pass --resume to continue it "
                                            "or use another directory")
