@@ -3,11 +3,14 @@ CiteSeer: the front of validation accuracy against model size, and whether it do
 GCN/GAT and fixed-bit W8A8/W4A8/W4A4 GCN baselines (issue target for a 32-trial tune).
 
     python experiments/tune_differentiable.py [--datasets cora,citeseer] [--trials 32] [--space tiny]
-        [--epochs 300] [--finetune 50] [--retrain-seeds 3] [--lambda-range 0.01:10] [--runs runs/tune_diff]
-        [--out experiments/results/tune_differentiable.md] [--report-only]
+        [--epochs 300] [--finetune 50] [--retrain-seeds 3] [--lambda-range 0.01:10] [--split random]
+        [--runs runs/tune_diff] [--out experiments/results/tune_differentiable.md] [--report-only]
 
 A dataset whose run directory exists is resumed (finished trials are not run again). Fronts and
-dominance use validation accuracy and model size only; test accuracy is reported.
+dominance use validation accuracy and model size only; test accuracy is reported. Next to ``--out``
+the script draws one plot per dataset (``<out stem>_<dataset>.png``): validation accuracy against
+model size of every trial (one lambda each: the size-accuracy trade-off over lambda), the front and
+the FP32 / fixed-bit baselines.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import time
 
 from _runner import machine, write_atomic
 
-from lpgnas.pareto import front_summary, parse_objectives
+from lpgnas.pareto import front_summary, parse_objectives, plot
 from lpgnas.search import TUNE_FILE, DifferentiableBackend, read_results, run_tune
 
 OBJECTIVES = "val_acc:max,model_size_bits:min"
@@ -30,7 +33,8 @@ def run_dataset(ds: str, args) -> dict:
     out = os.path.join(args.runs, ds)
     lo, hi = (float(v) for v in args.lambda_range.split(":"))
     backend = DifferentiableBackend(space=args.space, dataset=ds, data_root=args.data_root, lambda_range=(lo, hi),
-                                    epochs=args.epochs, finetune=args.finetune, retrain_seeds=args.retrain_seeds)
+                                    epochs=args.epochs, finetune=args.finetune, retrain_seeds=args.retrain_seeds,
+                                    split=args.split)
     wall = float("nan")
     if not args.report_only:
         resume = os.path.isfile(os.path.join(out, TUNE_FILE))
@@ -39,10 +43,21 @@ def run_dataset(ds: str, args) -> dict:
         wall = time.perf_counter() - t0
     results = read_results(out)
     baselines = read_results(out, log="baselines.jsonl")
-    summary = front_summary(results, baselines, parse_objectives(OBJECTIVES))
+    objectives = parse_objectives(OBJECTIVES)
+    summary = front_summary(results, baselines, objectives)
+    by_id = {r.trial_id: r for r in results}
+    front = [by_id[rec["trial_id"]] for rec in summary["front"]]
+    png = plot_path(args.out, ds)
+    plot(png, results, front, baselines, objectives,
+         title=f"{ds}: LPGNAS searches over lambda ({len(results)} trials), retrained")
     print(f"{ds}: {len(results)} trials, front {len(summary['front'])}, dominated baselines "
           f"{summary['baselines_dominated']}", flush=True)
-    return dict(ds=ds, out=out, results=results, baselines=baselines, summary=summary, wall=wall)
+    return dict(ds=ds, out=out, results=results, baselines=baselines, summary=summary, wall=wall, png=png)
+
+
+def plot_path(out: str, ds: str) -> str:
+    """``<out stem>_<dataset>.png`` beside the report."""
+    return f"{os.path.splitext(out)[0]}_{ds}.png"
 
 
 def _row(label: str, r) -> str:
@@ -57,6 +72,13 @@ def _spaces(space: str) -> str:
     return f"the {names[0]} space" if len(names) == 1 else f"a space drawn per trial from {', '.join(names)}"
 
 
+def _split_text(split: str | None) -> str:
+    if split is None:
+        return "public split"
+    return (f"{split} split: the search draws it with the trial's seed, each retraining run and each baseline "
+            "re-draws it with its own seed")
+
+
 def report(runs, args) -> str:
     lines = [
         "# Differentiable tune: LPGNAS searches over lambda, retrained (`lpgnas tune --backend differentiable`)",
@@ -65,12 +87,13 @@ def report(runs, args) -> str:
         f"`python experiments/tune_differentiable.py --datasets {','.join(r['ds'] for r in runs)} --trials "
         f"{args.trials} --space {args.space} --epochs {args.epochs} --finetune {args.finetune} --retrain-seeds "
         f"{args.retrain_seeds} --lambda-range {args.lambda_range}"
+        + (f" --split {args.split}" if args.split else "")
         + (f" --runs {args.runs}" if args.runs != RUNS else "") + (f" --out {args.out}" if args.out != OUT else "")
         + "`.",
         "",
         f"Each trial: one search of {_spaces(args.space)} ({args.epochs} + {args.finetune} epochs, lambda drawn "
         f"log-uniformly from {args.lambda_range}, cost = model size), then the derived architecture retrained from "
-        f"scratch for {args.retrain_seeds} seeds (public split; kept epoch chosen on validation). Baselines: FP32 "
+        f"scratch for {args.retrain_seeds} seeds ({_split_text(args.split)}; kept epoch chosen on validation). Baselines: FP32 "
         "GCN and GAT, fixed-bit GCN, trained on the driver with the same seeds. Objectives: validation accuracy "
         "(max) and model size (min); a baseline is dominated when a front point is at least as good in both and "
         "better in one. Test accuracy is reported only. Accuracies in percent (mean over the retrain seeds).",
@@ -85,7 +108,8 @@ def report(runs, args) -> str:
                   + (f", wall {run['wall']:.0f} s" if run["wall"] == run["wall"] else ", wall not measured (report "
                      "regenerated with --report-only)")
                   + f", sum of trial times {sum(r.seconds for r in run['results']):.0f} s, run directory `{run['out']}`; "
-                  f"hypervolume {s['hypervolume']:.4g} (reference {s['reference']}).", "",
+                  f"hypervolume {s['hypervolume']:.4g} (reference {s['reference']}). Plot: "
+                  f"[`{os.path.basename(run['png'])}`]({os.path.basename(run['png'])}).", "",
                   "Baselines dominated by the front: " + ", ".join(
                       f"{k} {'yes' if v else 'NO'}" for k, v in dom.items())
                   + (" -> target met." if dom and all(dom.values()) else " -> target NOT met."), "",
@@ -109,6 +133,9 @@ def main() -> None:
     p.add_argument("--finetune", type=int, default=50)
     p.add_argument("--retrain-seeds", type=int, default=3)
     p.add_argument("--lambda-range", default="0.01:10")
+    p.add_argument("--split", default=None, choices=("public", "random", "per-class"),
+                   help="node split (default: public, else a fixed random split); random / per-class are "
+                        "re-drawn per seed")
     p.add_argument("--data-root", default=None)
     p.add_argument("--runs", default=RUNS)
     p.add_argument("--out", default=OUT)
