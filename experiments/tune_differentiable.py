@@ -4,6 +4,7 @@ GCN/GAT and fixed-bit W8A8/W4A8/W4A4 GCN baselines (issue target for a 32-trial 
 
     python experiments/tune_differentiable.py [--datasets cora,citeseer] [--trials 32] [--space tiny]
         [--epochs 300] [--finetune 50] [--retrain-seeds 3] [--lambda-range 0.01:10] [--split random]
+        [--retrain-epochs N] [--retrain-weight-decay WD]
         [--runs runs/tune_diff] [--out experiments/results/tune_differentiable.md] [--report-only]
 
 A dataset whose run directory exists is resumed (finished trials are not run again). Fronts and
@@ -34,7 +35,8 @@ def run_dataset(ds: str, args) -> dict:
     lo, hi = (float(v) for v in args.lambda_range.split(":"))
     backend = DifferentiableBackend(space=args.space, dataset=ds, data_root=args.data_root, lambda_range=(lo, hi),
                                     epochs=args.epochs, finetune=args.finetune, retrain_seeds=args.retrain_seeds,
-                                    split=args.split)
+                                    split=args.split, retrain_epochs=args.retrain_epochs,
+                                    retrain_weight_decay=args.retrain_weight_decay)
     wall = float("nan")
     if not args.report_only:
         resume = os.path.isfile(os.path.join(out, TUNE_FILE))
@@ -88,6 +90,8 @@ def report(runs, args) -> str:
         f"{args.trials} --space {args.space} --epochs {args.epochs} --finetune {args.finetune} --retrain-seeds "
         f"{args.retrain_seeds} --lambda-range {args.lambda_range}"
         + (f" --split {args.split}" if args.split else "")
+        + (f" --retrain-epochs {args.retrain_epochs}" if args.retrain_epochs else "")
+        + (f" --retrain-weight-decay {args.retrain_weight_decay:g}" if args.retrain_weight_decay is not None else "")
         + (f" --runs {args.runs}" if args.runs != RUNS else "") + (f" --out {args.out}" if args.out != OUT else "")
         + "`.",
         "",
@@ -133,6 +137,8 @@ def main() -> None:
     p.add_argument("--finetune", type=int, default=50)
     p.add_argument("--retrain-seeds", type=int, default=3)
     p.add_argument("--lambda-range", default="0.01:10")
+    p.add_argument("--retrain-epochs", type=int, default=None)
+    p.add_argument("--retrain-weight-decay", type=float, default=None)
     p.add_argument("--split", default=None, choices=("public", "random", "per-class"),
                    help="node split (default: public, else a fixed random split); random / per-class are "
                         "re-drawn per seed")

@@ -30,7 +30,8 @@ _DEFAULT_TRIALS = 16
 _FLAGS = {"space": "--space", "dataset": "--dataset", "data_root": "--data-root", "lambdas": "--lambdas",
           "lambda_range": "--lambda-range", "grid": "--grid", "seeds": "--seeds", "costs": "--cost",
           "cost": "--cost", "epochs": "--epochs", "finetune": "--finetune", "temperature": "--temperature",
-          "retrain_seeds": "--retrain-seeds", "retrain_epochs": "--retrain-epochs", "baseline_ids": "--baselines",
+          "retrain_seeds": "--retrain-seeds", "retrain_epochs": "--retrain-epochs",
+          "retrain_weight_decay": "--retrain-weight-decay", "baseline_ids": "--baselines",
           "split": "--split"}
 
 
@@ -88,6 +89,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="from-scratch retraining runs of each derived architecture (default 3)")
     d.add_argument("--retrain-epochs", type=int, default=None,
                    help="their epochs (default: the comparable baseline's, GCN for node tasks, GIN for graphs)")
+    d.add_argument("--retrain-weight-decay", type=float, default=None,
+                   help="their weight decay, baselines included (default: the comparable baseline's)")
     base = d.add_mutually_exclusive_group()
     base.add_argument("--baselines", default=None, metavar="ID,...",
                       help="reference points to train (default: all of the task's: fp32-gcn, fp32-gat, w8a8-gcn, "
@@ -159,7 +162,7 @@ def _differentiable_overrides(args: argparse.Namespace) -> dict:
         s["seeds"] = _ints("--seeds", args.seeds)
     if args.cost is not None:
         s["costs"] = [c.strip() for c in args.cost.split(",") if c.strip()]
-    for name in ("epochs", "finetune", "retrain_seeds", "retrain_epochs", "split"):
+    for name in ("epochs", "finetune", "retrain_seeds", "retrain_epochs", "retrain_weight_decay", "split"):
         if getattr(args, name) is not None:
             s[name] = getattr(args, name)
     if args.temperature is not None:

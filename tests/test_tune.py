@@ -151,6 +151,7 @@ def test_resume_records_a_finished_trial_the_log_lacks(tuned, tmp_path):
     (["--cost", "latency"], "--cost"),
     (["--epochs", "0"], "--epochs"),
     (["--baselines", "fp32-gin"], "--baselines"),
+    (["--retrain-weight-decay", "-1"], "--retrain-weight-decay"),
 ])
 def test_bad_flags_exit_2_naming_the_flag(tmp_path, extra, flag):
     out = tmp_path / "run"
@@ -241,11 +242,28 @@ def test_a_final_report_becomes_a_record_with_json_safe_config():
     (dict(space=()), "space"),
     (dict(split="bogus"), "split"),
     (dict(split="Random"), "split"),
+    (dict(retrain_weight_decay=-1e-4), "retrain_weight_decay"),
+    (dict(retrain_weight_decay=float("nan")), "retrain_weight_decay"),
 ])
 def test_backend_settings_are_validated(kw, field):
     with pytest.raises(ConfigError) as e:
         DifferentiableBackend(dataset=SYNTH, **kw)
     assert e.value.field == field
+
+
+@pytest.mark.parametrize("kw, model, want", [
+    (dict(), "gcn", (200, 5e-4)),
+    (dict(retrain_epochs=700), "gcn", (700, 5e-4)),
+    (dict(retrain_weight_decay=0.0), "gcn", (200, 0.0)),
+    (dict(retrain_epochs=50, retrain_weight_decay=1e-5), "gat", (50, 1e-5)),
+])
+def test_retraining_set_up_overrides_apply_to_trials_and_baselines(kw, model, want):
+    b = DifferentiableBackend(dataset=SYNTH, **kw)
+    cfg = b._train_config("node", model)
+    assert (cfg.epochs, cfg.weight_decay) == want
+    settings = json.loads(json.dumps(b.describe()))
+    assert ("retrain_weight_decay" in settings) == ("retrain_weight_decay" in kw)
+    assert DifferentiableBackend.from_json(settings) == b
 
 
 def test_backend_settings_round_trip_and_param_space():
