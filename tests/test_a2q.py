@@ -15,6 +15,7 @@ from lpgnas.quant import (
     QuantSpec,
     a2q_local_fake_quant,
     a2q_local_grads,
+    a2q_memory_kb,
     a2q_memory_penalty,
     a2q_row_error,
     avg_bits,
@@ -160,3 +161,72 @@ def test_preset_unsigned_inputs_and_signed_floor():
     assert (agg.method, agg.signed, agg.bits, agg.min_bits) == ("a2q", True, 4, 2.0)
     assert (w.granularity, w.min_bits) == ("column", 2.0)
     assert QuantConfig.from_json(cfg.to_json()) == cfg
+
+
+def test_clip_and_maximum_with_select_derivatives_match_jax_bit_for_bit():
+    # the per-row chain's clip / maximum build jax's max/min derivative coefficients (1, 1/2 on a
+    # tie, 0) with selects instead of a division; values and gradients must not change, ties included
+    from lpgnas.quant._a2q import _clip_c, _maximum_c
+
+    rng = np.random.default_rng(4)
+    b = jnp.asarray(np.concatenate([rng.uniform(0.0, 10.0, 20), [2.0, 8.0, 1.0, 9.0, 5.0]]).astype(np.float32))
+    ct = jnp.asarray(rng.normal(size=b.shape).astype(np.float32))
+    for got, want in [(lambda v: _clip_c(v, 2.0, 8.0), lambda v: jnp.clip(v, 2.0, 8.0)),
+                      (lambda v: _maximum_c(v, 2.0), lambda v: jnp.maximum(v, 2.0))]:
+        np.testing.assert_array_equal(np.asarray(got(b)), np.asarray(want(b)))
+        g_got = jax.vjp(got, b)[1](ct)[0]
+        g_want = jax.vjp(want, b)[1](ct)[0]
+        np.testing.assert_array_equal(np.asarray(g_got), np.asarray(g_want))
+        assert np.any(np.asarray(g_got) == 0.5 * np.asarray(ct))  # a tie at a bound is in the test
+        np.testing.assert_array_equal(np.asarray(jax.jit(jax.grad(lambda v: jnp.sum(got(v) * ct)))(b)),
+                                      np.asarray(g_want))
+
+
+def test_memory_kb_of_a_model_equals_the_sum_over_its_quantisers():
+    # a2q_memory_kb sums the widths of quantisers of one shape in one reduction; the memory and its
+    # gradient are those of adding each quantiser's memory_kb (weights: none)
+    rng = np.random.default_rng(5)
+    spec = QuantSpec("a2q", 4, signed=True, min_bits=2.0, max_bits=8.0)
+    qs = [A2QQuantizer(spec, kind="node", shape=(30, 5)), A2QQuantizer(spec, kind="node", shape=(30, 7)),
+          A2QQuantizer(spec, kind="edge", shape=(1, 3)), A2QQuantizer(spec, kind="weight", shape=(5, 7)),
+          A2QQuantizer(spec, kind="node", shape=(30, 2)), A2QQuantizer(spec, kind="node", shape=(12, 4))]
+    for q in qs:
+        q.bitwidth[...] = jnp.asarray(rng.uniform(1.0, 9.0, q.bitwidth[...].shape).astype(np.float32))
+
+    def one_by_one(qs):
+        total = jnp.zeros((), jnp.float32)
+        for q in qs:
+            total = total + q.memory_kb()
+        return total
+
+    got, want = a2q_memory_kb(qs), one_by_one(qs)
+    assert float(got) == float(want) > 0
+    g_got, g_want = nnx.grad(a2q_memory_kb)(qs), nnx.grad(one_by_one)(qs)
+    leaves, want_leaves = jax.tree_util.tree_leaves(g_got), jax.tree_util.tree_leaves(g_want)
+    assert len(leaves) == len(want_leaves) and any(float(jnp.abs(g).sum()) > 0 for g in leaves)
+    for g, w in zip(leaves, want_leaves):
+        np.testing.assert_array_equal(np.asarray(g), np.asarray(w))
+    np.testing.assert_allclose(float(a2q_memory_kb(qs, bits=2.0)), sum(float(q.memory_kb(2.0)) for q in qs),
+                               rtol=1e-6)
+
+
+@pytest.mark.parametrize("pshape, signed", [((20, 1), True), ((20, 1), False), ((1, 1), True), ((), True)])
+def test_local_fake_quant_is_the_uniform_formula_bit_for_bit(pshape, signed):
+    # the row parameters go through an exact copy (a fusion barrier): values and input gradients are
+    # those of (clip(round(x / s) + zp, qmin, qmax) - zp) * s
+    from lpgnas.quant._core import _dequant, qrange_array, uniform_codes
+
+    rng = np.random.default_rng(6)
+    x = jnp.asarray(3.0 * rng.normal(size=(20, 6)).astype(np.float32))
+    s = jnp.asarray(rng.uniform(0.05, 0.6, size=pshape).astype(np.float32))
+    b = jnp.asarray(rng.uniform(1.0, 6.0, size=pshape).astype(np.float32))
+    zp = None if signed else jnp.asarray(rng.integers(0, 3, size=pshape).astype(np.float32))
+    qmin, qmax = qrange_array(jnp.round(b), signed)
+    z = jnp.zeros_like(s) if zp is None else zp
+    want = _dequant(uniform_codes(x, s, z, qmin, qmax), s, z)
+    f = jax.jit(lambda x: a2q_local_fake_quant(x, s, b, signed=signed, zero_point=zp))
+    np.testing.assert_array_equal(np.asarray(f(x)), np.asarray(want))
+    ct = jnp.asarray(rng.normal(size=x.shape).astype(np.float32))
+    gx = jax.vjp(f, x)[1](ct)[0]
+    pos = x / s + z
+    np.testing.assert_array_equal(np.asarray(gx), np.asarray(jnp.where((pos >= qmin) & (pos <= qmax), ct, 0.0)))

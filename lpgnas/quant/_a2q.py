@@ -129,6 +129,45 @@ def nns_select(
     return jnp.where(qb >= 0, own, glob).astype(jnp.int32)
 
 
+def _balanced_eq(x, z, y):
+    """``jax.lax``'s max/min derivative coefficient of ``x`` in ``z = max(x, y)`` (or min): 1 where
+    ``x`` alone attains ``z``, 1/2 on a tie, else 0; built with selects (jax builds the same values
+    with a division, which XLA keeps as a separate kernel per use of every per-row chain)."""
+    one, zero = jnp.ones_like(z), jnp.zeros_like(z)
+    return jnp.where(x == z, jnp.where(y == z, jnp.full_like(z, 0.5), one), zero)
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1,))
+def _maximum_c(x, c: float):
+    """``jnp.maximum(x, c)`` for a constant ``c``, with jax's derivative, bit for bit (see
+    :func:`_balanced_eq`)."""
+    return jnp.maximum(x, c)
+
+
+@_maximum_c.defjvp
+def _maximum_c_jvp(c, primals, tangents):
+    (x,), (t,) = primals, tangents
+    ans = jnp.maximum(x, c)
+    return ans, t * _balanced_eq(x, ans, jnp.asarray(c, ans.dtype))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(1, 2))
+def _clip_c(x, lo: float, hi: float):
+    """``jnp.clip(x, lo, hi)`` (``minimum(hi, maximum(lo, x))``) for constant bounds, with jax's
+    derivative, bit for bit."""
+    return jnp.clip(x, lo, hi)
+
+
+@_clip_c.defjvp
+def _clip_c_jvp(lo, hi, primals, tangents):
+    (x,), (t,) = primals, tangents
+    m = jnp.maximum(lo, x)
+    ans = jnp.minimum(hi, m)
+    c1 = _balanced_eq(x, m, jnp.asarray(lo, m.dtype))
+    c2 = _balanced_eq(m, ans, jnp.asarray(hi, ans.dtype))
+    return ans, (t * c1) * c2
+
+
 def a2q_init(spec, kind: str, shape: tuple[int, ...]) -> tuple[dict, frozenset]:
     """State of one A2Q tensor: the trainable ``log_step`` (0: range scaling) and ``bitwidth``
     (``spec.bits``), the last training steps ``step`` (0 until the first training call) and, for
@@ -145,27 +184,37 @@ def a2q_init(spec, kind: str, shape: tuple[int, ...]) -> tuple[dict, frozenset]:
     return state, frozenset({"log_step", "bitwidth"})
 
 
-def _row_range(x: jax.Array, granularity: str, kind: str, shared_shape=None) -> tuple[jax.Array, jax.Array]:
-    """``(min(x), max(x))`` per row (node/edge), per ``granularity`` group (weights) or over the
-    whole tensor (``shared_shape``: the shape of a single shared parameter); no gradient."""
-    x = jax.lax.stop_gradient(x)
-    if shared_shape is not None:
-        return jnp.min(x, keepdims=True).reshape(shared_shape), jnp.max(x, keepdims=True).reshape(shared_shape)
-    if kind == "weight":
-        axes = reduce_axes(x.ndim, granularity)
-        shp = stat_shape(x.shape, granularity)
-        return (jnp.min(x, axis=axes, keepdims=True).reshape(shp),
-                jnp.max(x, axis=axes, keepdims=True).reshape(shp))
-    axes = tuple(range(1, x.ndim))
+def _row_extrema(x: jax.Array, axes: tuple[int, ...], signed: bool) -> tuple[jax.Array | None, jax.Array]:
+    """Extrema over ``axes`` (kept): ``(None, max|x|)`` for signed codes (all they need: one
+    reduction instead of a minimum and a maximum), ``(min, max)`` for unsigned codes."""
+    if signed:
+        return None, jnp.max(jnp.abs(x), axis=axes, keepdims=True)
     if not axes:
         return x, x
     return jnp.min(x, axis=axes, keepdims=True), jnp.max(x, axis=axes, keepdims=True)
 
 
+def _row_range(x: jax.Array, granularity: str, kind: str, shared_shape=None, signed: bool = False
+               ) -> tuple[jax.Array | None, jax.Array]:
+    """Range statistics per row (node/edge), per ``granularity`` group (weights) or over the whole
+    tensor (``shared_shape``: the shape of a single shared parameter); no gradient. Signed codes:
+    ``(None, max|x|)``; unsigned: ``(min(x), max(x))``."""
+    x = jax.lax.stop_gradient(x)
+    if shared_shape is not None:
+        lo, hi = _row_extrema(x, tuple(range(x.ndim)), signed)
+        return (None if lo is None else lo.reshape(shared_shape)), hi.reshape(shared_shape)
+    if kind == "weight":
+        shp = stat_shape(x.shape, granularity)
+        lo, hi = _row_extrema(x, reduce_axes(x.ndim, granularity), signed)
+        return (None if lo is None else lo.reshape(shp)), hi.reshape(shp)
+    return _row_extrema(x, tuple(range(1, x.ndim)), signed)
+
+
 def a2q_zero_point(lo: jax.Array, s: jax.Array, qmax: jax.Array, signed: bool) -> jax.Array:
-    """Zero point of a group with minimum ``lo``: 0 when signed; unsigned codes ``[0, qmax]`` put the
-    group's negative part below the zero point ``clip(round(-min(lo, 0) / s), 0, qmax)`` (0 for a
-    non-negative group, whose codes are then ``round(x / s)``). A statistic: no gradient."""
+    """Zero point of a group with minimum ``lo`` (unused, may be None, when signed): 0 when signed;
+    unsigned codes ``[0, qmax]`` put the group's negative part below the zero point
+    ``clip(round(-min(lo, 0) / s), 0, qmax)`` (0 for a non-negative group, whose codes are then
+    ``round(x / s)``). A statistic: no gradient."""
     if signed:
         return jnp.zeros_like(s)
     zp = jnp.clip(jnp.round(-jnp.minimum(lo, 0.0) / s), 0.0, qmax)
@@ -173,13 +222,13 @@ def a2q_zero_point(lo: jax.Array, s: jax.Array, qmax: jax.Array, signed: bool) -
 
 
 def _range_step(lo, hi, qmin, qmax, signed: bool) -> jax.Array:
-    """The range step ``r / qmax``: ``max|x| / qmax`` (signed), ``(max - min) / qmax`` over the
-    range widened to contain 0 (unsigned); at least ``TINY``."""
+    """The range step ``r / qmax``: ``max|x| / qmax`` (signed: ``hi`` is ``max|x|``, ``lo`` unused),
+    ``(max - min) / qmax`` over the range widened to contain 0 (unsigned); at least ``TINY``."""
     if signed:
-        span = jnp.maximum(-lo, hi) / jnp.maximum(qmax, 1.0)
+        span = hi / _maximum_c(qmax, 1.0)
     else:
-        span = (jnp.maximum(hi, 0.0) - jnp.minimum(lo, 0.0)) / jnp.maximum(qmax - qmin, 1.0)
-    return jnp.maximum(span, TINY)
+        span = (jnp.maximum(hi, 0.0) - jnp.minimum(lo, 0.0)) / _maximum_c(qmax - qmin, 1.0)
+    return _maximum_c(span, TINY)
 
 
 def a2q_params(plan, state: dict, x: jax.Array, ctx) -> tuple[QParams, dict]:
@@ -191,19 +240,19 @@ def a2q_params(plan, state: dict, x: jax.Array, ctx) -> tuple[QParams, dict]:
     pool = ref.shape[0] if (plan.kind != "weight" and ref.ndim) else 0
     shared = pool == 1  # built for one row (unknown row count): one (s, b) shared by all rows
     own_rows = plan.kind == "weight" or shared or x.shape[0] == pool
-    lo, hi = _row_range(x, spec.granularity, plan.kind, ref.shape if shared else None)
+    lo, hi = _row_range(x, spec.granularity, plan.kind, ref.shape if shared else None, spec.signed)
     if not own_rows:
         b_now = jnp.clip(jax.lax.stop_gradient(b), spec.min_bits, spec.max_bits)
         key = ref * qrange_array(jnp.round(b_now), spec.signed)[1]  # pool rows' last representable max
         idx = nns_select(
-            jnp.maximum(-lo, hi).reshape(-1),
+            (hi if spec.signed else jnp.maximum(-lo, hi)).reshape(-1),
             key.reshape(-1),
             query_degree=ctx.degree,
             pool_degree=state["pool_degree"],
             num_buckets=spec.nns_buckets,
         )
         u, b = u[idx], b[idx]
-    b_c = jnp.clip(b, spec.min_bits, spec.max_bits)
+    b_c = _clip_c(b, spec.min_bits, spec.max_bits)
     qmin, qmax = qrange_array(round_ste(b_c), spec.signed)
     s = _range_step(lo, hi, qmin, qmax, spec.signed) * jnp.exp(u)
     new_state = state
@@ -254,21 +303,78 @@ def a2q_row_error(x: jax.Array, s: jax.Array, b: jax.Array, signed: bool, row_si
     return jnp.sum(per_row)
 
 
+def _row_params(s, b, zp, signed: bool):
+    """``(s, zp, qmin, qmax)`` of one call, materialised once: an exact copy through a scatter,
+    which XLA does not fuse through (three small kernels). Otherwise XLA recomputes the per-row
+    chain (the clipped, rounded bit width, its powers of two, the step) per element inside every
+    elementwise kernel over ``x``: the forward pass, the input gradient and both Local Gradient
+    terms (a Cora GCN epoch took about 4% longer)."""
+    qmin, qmax = qrange_array(jnp.round(b), signed)
+    params = (s, zp, qmin, qmax)
+    if not s.ndim or any(p.shape != s.shape for p in params):
+        return params
+    rows = jnp.arange(s.shape[0], dtype=jnp.int32)  # an iota: constant indices compiled slower here
+    packed = jnp.stack(params, axis=-1)
+    packed = jnp.zeros_like(packed).at[rows].set(packed, indices_are_sorted=True, unique_indices=True)
+    return tuple(packed[..., k] for k in range(len(params)))
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
 def _local_fq(x, s, b, zp, signed, backward, row_size):
-    qmin, qmax = qrange_array(jnp.round(b), signed)
+    s, zp, qmin, qmax = _row_params(s, b, zp, signed)
     return _dequant(uniform_codes(x, s, zp, qmin, qmax), s, zp)
 
 
 def _local_fwd(x, s, b, zp, signed, backward, row_size):
-    return _local_fq(x, s, b, zp, signed, backward, row_size), (x, s, b, zp)
+    s, zp, qmin, qmax = _row_params(s, b, zp, signed)
+    return _dequant(uniform_codes(x, s, zp, qmin, qmax), s, zp), (x, s, b, zp, qmin, qmax)
+
+
+def _local_terms(x, s, qmin, qmax, zp):
+    """The elementwise pieces of the Local Gradient, shared with the input gradient: ``v = x / s``,
+    the clip masks ``below``/``above`` of the code range ``[qmin - zp, qmax - zp]``, the clipped
+    codes ``code``, ``d = x - code * s`` and ``active = |d| > EXACT_TOL * s`` (where
+    ``e = -sign(d)``, else 0)."""
+    lo, hi = (qmin, qmax) if zp is None else (qmin - zp, qmax - zp)
+    v = x / s
+    below = v < lo
+    above = v > hi
+    code = jnp.clip(jnp.round(v), lo, hi)
+    d = x - code * s
+    return v, below, above, code, d, jnp.abs(d) > EXACT_TOL * s
+
+
+def _grads_from_terms(x, s, b, bits, signed: bool, row_size, terms):
+    v, below, above, code, d, active = terms
+    zero = jnp.zeros_like(x)
+    e = -jnp.sign(d)  # where active
+    # Each summed term is a select of the whole per-element expression (not a product of selects):
+    # XLA then computes it in one kernel that the reduction reads, instead of materialising every
+    # select and mask separately (each recomputing x / s, the codes and d) for a reduction that
+    # fuses only the arithmetic. Equal to e * (...) and where(above, e, 0) - where(below, e, 0)
+    # with e = where(active, -sign(d), 0), up to the sign of zero terms (the sums are the same;
+    # a non-finite x, never active, now adds 0 where e * (...) added NaN).
+    c_s = jnp.where(active, e * (code - jnp.where(below | above, zero, v)), zero)
+    if signed:
+        c_b = jnp.where(active & above, e, jnp.where(active & below, -e, zero))
+        scale_b = _pow2_const(bits - 1.0)  # d qmax / db = -d qmin / db = 2^(bits - 1) ln 2
+    else:
+        c_b = jnp.where(active & above, e, zero)
+        scale_b = _pow2_const(bits)  # d qmax / db = 2^bits ln 2 (qmin = 0)
+    if x.ndim <= 1:
+        norm = 1.0
+    else:
+        norm = float(row_size if row_size is not None else np.prod(x.shape[1:], dtype=np.int64))
+    g_s = sum_to(c_s, s.shape)
+    g_b = sum_to(c_b, b.shape) * (scale_b * math.log(2.0)) * _sum_shape(s, b.shape)
+    inv = jnp.asarray(1.0 / norm, x.dtype)
+    return g_s * inv, g_b * inv
 
 
 def a2q_local_grads(x, s, b, signed: bool, row_size: int | None = None,
                     zero_point: jax.Array | None = None) -> tuple[jax.Array, jax.Array]:
-    """``(dE/ds, dE/db)`` of :func:`a2q_row_error`, derived by hand and computed in one pass over ``x``
-    (``jax.grad`` of the error needs several passes and reductions, which
-    made the Local Gradient the bulk of an A2Q training step).
+    """``(dE/ds, dE/db)`` of :func:`a2q_row_error`, derived by hand (``jax.grad`` of the error needs
+    several passes and reductions, which made the Local Gradient the bulk of an A2Q training step).
 
     Per element, with ``v = x / s``, the code range ``[lo, hi] = [qmin - zp, qmax - zp]``,
     ``x_hat = clip(round(v), lo, hi) * s`` and ``e = -sign(x - x_hat)``: ``dE/ds`` sums
@@ -276,36 +382,14 @@ def a2q_local_grads(x, s, b, signed: bool, row_size: int | None = None,
     where clipped, times ``dqmin/db`` or ``dqmax/db`` (``-+2^(b-1) ln 2`` signed; ``0`` and
     ``2^b ln 2`` unsigned); both divided by the row size.
 
-    Cost: one elementwise pass (no transcendental per element) and three sibling reductions; the
-    clipped-low term is only reduced for signed codes (unsigned ``qmin`` does not depend on ``b``).
+    Cost: two per-element terms (no transcendental per element), each one kernel, and their
+    reductions: ``dE/ds`` and ``dE/db`` (signed codes sum the clipped-above and clipped-below terms
+    with opposite signs in one term; unsigned ``qmin`` does not depend on ``b``).
     """
     bits = jnp.round(b)
     zp = None if zero_point is None else jax.lax.stop_gradient(zero_point)
-    lo, hi = _shifted_range(bits, signed, zp)
-    v = x / s
-    below = v < lo
-    above = v > hi
-    code = jnp.clip(jnp.round(v), lo, hi)
-    d = x - code * s
-    e = jnp.where(jnp.abs(d) > EXACT_TOL * s, -jnp.sign(d), jnp.zeros_like(d))
-    zero = jnp.zeros_like(x)
-    c_s = e * (code - jnp.where(below | above, zero, v))
-    c_hi = jnp.where(above, e, zero)
-    if x.ndim <= 1:
-        norm = 1.0
-    else:
-        norm = float(row_size if row_size is not None else np.prod(x.shape[1:], dtype=np.int64))
-    ln2 = math.log(2.0)
-    g_s = sum_to(c_s, s.shape)
-    g_hi = sum_to(c_hi, b.shape)
-    if signed:
-        half = _pow2_const(bits - 1.0)  # 2^(bits - 1)
-        g_lo = sum_to(jnp.where(below, e, zero), b.shape)
-        g_b = (g_hi - g_lo) * (half * ln2) * _sum_shape(s, b.shape)
-    else:
-        g_b = g_hi * (_pow2_const(bits) * ln2) * _sum_shape(s, b.shape)
-    inv = jnp.asarray(1.0 / norm, x.dtype)
-    return g_s * inv, g_b * inv
+    qmin, qmax = qrange_array(bits, signed)
+    return _grads_from_terms(x, s, b, bits, signed, row_size, _local_terms(x, s, qmin, qmax, zp))
 
 
 def _pow2_const(bits):
@@ -318,12 +402,15 @@ def _sum_shape(s, shape):
 
 
 def _local_bwd(signed, backward, row_size, res, ct):
-    x, s, b, zp = res
-    qmin, qmax = qrange_array(jnp.round(b), signed)
-    v = x / s + zp
-    inside = jnp.logical_and(v >= qmin, v <= qmax)
-    gx = ct if backward == "ste" else jnp.where(inside, ct, jnp.zeros_like(ct))
-    gs, gb = a2q_local_grads(x, s, b, signed, row_size, zp)
+    x, s, b, zp, qmin, qmax = res  # the forward's materialised row parameters
+    bits = jnp.round(b)
+    terms = _local_terms(x, s, qmin, qmax, zp)  # v = x / s and the clip masks, computed once
+    if backward == "ste":
+        gx = ct
+    else:
+        pos = terms[0] + zp
+        gx = jnp.where(jnp.logical_and(pos >= qmin, pos <= qmax), ct, jnp.zeros_like(ct))
+    gs, gb = _grads_from_terms(x, s, b, bits, signed, row_size, terms)
     return gx, gs, gb, jnp.zeros_like(zp)
 
 

@@ -18,6 +18,7 @@ import numpy as np
 from flax import nnx
 
 from lpgnas.errors import ConfigError
+from lpgnas.quant._a2q import _clip_c
 from lpgnas.quant._context import Identity, QuantContext, identity
 from lpgnas.quant._core import IntegerTensor, QuantStat, round_ste
 from lpgnas.quant._methods import QuantPlan, make_plan, quant_apply, quant_init, quant_to_integer
@@ -140,14 +141,20 @@ class A2QQuantizer(StatefulQuantizer):
     def bit_widths(self) -> jax.Array:
         """The bit widths used in the forward pass (rounded, straight-through)."""
         s = self.plan.spec
-        return round_ste(jnp.clip(self.bitwidth[...], s.min_bits, s.max_bits))
+        return round_ste(_clip_c(self.bitwidth[...], s.min_bits, s.max_bits))
+
+    def feature_width(self) -> float:
+        """``F``: the elements per row of the node/edge tensor (0 for weights)."""
+        if self.plan.kind == "weight":
+            return 0.0
+        return float(np.prod(self.plan.shape[1:], dtype=np.int64))
 
     def memory_kb(self, bits: float | None = None) -> jax.Array:
         """``F * sum_i b_i / 8 / 1024`` (KB) of this node/edge tensor; 0 for weights. With ``bits``:
         the memory if every row had ``bits`` bits (e.g. a memory target at an average width)."""
         if self.plan.kind == "weight":
             return jnp.zeros((), jnp.float32)
-        f = float(np.prod(self.plan.shape[1:], dtype=np.int64))
+        f = self.feature_width()
         widths = self.bit_widths() if bits is None else jnp.full(self.bitwidth[...].shape, bits, jnp.float32)
         return f * jnp.sum(widths) / 8.0 / 1024.0
 
@@ -218,12 +225,37 @@ def _a2q_quantizers(model_or_quantizers) -> list[A2QQuantizer]:
     return [q for q in items if isinstance(q, A2QQuantizer)]
 
 
+def _width_sums(quantizers: list[A2QQuantizer]) -> list[jax.Array]:
+    """``sum_i b_i`` (rounded widths) of each quantiser. The sums of quantisers of one shape come
+    from one reduction of their stacked widths: one rounding and one reduction kernel, not one of
+    each per quantiser (the widths are integers: the sums are exact, whatever the grouping)."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, q in enumerate(quantizers):
+        groups.setdefault(tuple(q.bitwidth[...].shape), []).append(i)
+    sums: list = [None] * len(quantizers)
+    for idx in groups.values():
+        if len(idx) == 1:
+            sums[idx[0]] = jnp.sum(quantizers[idx[0]].bit_widths())
+            continue
+        stacked = jnp.stack([quantizers[i].bit_widths() for i in idx])
+        per_q = jnp.sum(stacked, axis=tuple(range(1, stacked.ndim)))
+        for i, s in zip(idx, jnp.split(per_q, len(idx))):  # backwards one concatenation, not a pad each
+            sums[i] = s.reshape(())
+    return sums
+
+
 def a2q_memory_kb(model_or_quantizers, bits: float | None = None) -> jax.Array:
     """``M``: feature memory (KB) of every node/edge A2Q quantiser in a model (or a list); with
     ``bits``, the memory they would take with every row at ``bits`` bits (a target ``M_target``)."""
+    qs = _a2q_quantizers(model_or_quantizers)
     total = jnp.zeros((), jnp.float32)
-    for q in _a2q_quantizers(model_or_quantizers):
-        total = total + q.memory_kb(bits)
+    if bits is not None:
+        for q in qs:
+            total = total + q.memory_kb(bits)
+        return total
+    qs = [q for q in qs if q.plan.kind != "weight"]  # weights hold no feature memory
+    for q, width_sum in zip(qs, _width_sums(qs)):
+        total = total + q.feature_width() * width_sum / 8.0 / 1024.0
     return total
 
 
