@@ -304,9 +304,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             graph = graph.with_features(D.row_normalize(graph.features))
         arch, config = _with_quant(arch, quant, defaults, args, graph.num_features, graph.num_classes,
                                    graph.num_nodes)
-        split_kind = args.split or D.default_node_split(graph)
-        if split_kind == "public" and graph.split is None:
-            raise ConfigError("--split", f"{args.dataset} has no public split; use random or per-class")
+        split_kind = D.check_node_split(args.split or D.default_node_split(graph), graph, field="--split",
+                                        name=args.dataset)
         arrays = node_arrays(graph)
         for seed in range(args.seeds):
             split = D.node_split(graph, split_kind, seed)
@@ -443,10 +442,8 @@ def _cmd_infer(args: argparse.Namespace) -> int:
     if meta.get("row_normalize"):
         graph = graph.with_features(D.row_normalize(graph.features))
     split_kind = args.split or meta.get("split") or D.default_node_split(graph)
-    if split_kind not in D.NODE_SPLITS:
-        raise ConfigError("split", f"{split_kind!r} is not a node split (public, random, per-class)", source=meta_path)
-    if split_kind == "public" and graph.split is None:
-        raise ConfigError("--split", f"{args.dataset} has no public split; use random or per-class")
+    D.check_node_split(split_kind, source=meta_path)  # a bad value can only come from meta.json
+    D.check_node_split(split_kind, graph, field="--split", name=args.dataset)
     split = D.node_split(graph, split_kind, int(meta.get("seed", 0)))
     report = infer_report(model, graph, split, backend=args.backend, interpret=True if args.interpret else None,
                           messages=args.messages, repeats=args.repeats)

@@ -11,6 +11,7 @@ from lpgnas.data._graph import Graph, GraphDataset, Split
 from lpgnas.data._load import DATASETS, load_dataset
 from lpgnas.data._splits import (
     NODE_SPLITS,
+    check_node_split,
     default_node_split,
     kfold_splits,
     node_split,
@@ -32,6 +33,7 @@ __all__ = [
     "DATASETS",
     "row_normalize",
     "NODE_SPLITS",
+    "check_node_split",
     "default_node_split",
     "node_split",
     "public_split",

@@ -13,7 +13,7 @@ import numpy as np
 from lpgnas.data._graph import Graph, Split
 from lpgnas.errors import ConfigError
 
-__all__ = ["NODE_SPLITS", "default_node_split", "node_split", "public_split", "random_split", "per_class_split",
+__all__ = ["NODE_SPLITS", "check_node_split", "default_node_split", "node_split", "public_split", "random_split", "per_class_split",
            "kfold_splits"]
 
 #: The node-task splits :func:`node_split` draws (the ``--split`` choices of ``lpgnas train`` / ``search``).
@@ -34,20 +34,29 @@ def default_node_split(graph: Graph) -> str:
     return "public" if graph.split is not None else "random"
 
 
+def check_node_split(kind: str, graph: Graph | None = None, *, field: str = "split", name: str | None = None,
+                     source: object | None = None) -> str:
+    """``kind`` if it is one of :data:`NODE_SPLITS` (and, with ``graph``, one the graph can give:
+    ``public`` needs the graph's own split), else a :class:`ConfigError` on ``field`` (``name``: the
+    dataset as the user typed it; ``source``: the file ``kind`` came from)."""
+    if kind not in NODE_SPLITS:
+        raise ConfigError(field, f"unknown node split {kind!r}; allowed: {', '.join(NODE_SPLITS)}", source=source)
+    if graph is not None and kind == "public" and graph.split is None:
+        raise ConfigError(field, f"{name or graph.name or 'the dataset'} has no public split; use random or per-class")
+    return kind
+
+
 def node_split(graph: Graph, kind: str, seed: int) -> Split:
     """The ``kind`` split of a node-classification graph (one of :data:`NODE_SPLITS`): ``public``
     (the graph's own split; ``seed`` is not used), ``random`` (60/20/20 of the labelled nodes,
     :func:`random_split`) or ``per-class`` (20 / 30 per class, :func:`per_class_split`), drawn
     with ``seed``."""
+    check_node_split(kind, graph)
     if kind == "public":
-        if graph.split is None:
-            raise ConfigError("split", f"{graph.name or 'the dataset'} has no public split; use random or per-class")
         return graph.split
     if kind == "random":
         return random_split(graph.labels, seed)
-    if kind == "per-class":
-        return per_class_split(graph.labels, seed)
-    raise ConfigError("split", f"unknown node split {kind!r}; allowed: {', '.join(NODE_SPLITS)}")
+    return per_class_split(graph.labels, seed)
 
 
 def _labels(labels) -> np.ndarray:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from lpgnas._validate import finite_number, non_negative_int, positive_int
-from lpgnas.data import NODE_SPLITS
+from lpgnas.data import check_node_split
 from lpgnas.errors import ConfigError
 from lpgnas.supernet import COST_TARGETS, SupernetConfig
 
@@ -71,8 +71,8 @@ class SearchConfig:
         for name in ("gumbel", "hard"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(name, f"must be true or false, got {getattr(self, name)!r}")
-        if self.split is not None and self.split not in NODE_SPLITS:
-            raise ConfigError("split", f"unknown node split {self.split!r}; allowed: {', '.join(NODE_SPLITS)}")
+        if self.split is not None:
+            check_node_split(self.split)
         if self.split_seed is not None:
             non_negative_int("split_seed", self.split_seed)
         if not isinstance(self.supernet, SupernetConfig):

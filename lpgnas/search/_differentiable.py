@@ -162,10 +162,9 @@ class DifferentiableBackend:
         if len(t) != 2 or not all(is_finite_number(v) and v > 0 for v in t):
             raise ConfigError("temperature", f"must be START, END > 0, got {list(t)!r}")
         if self.split is not None:
-            from lpgnas.data import NODE_SPLITS
+            from lpgnas.data import check_node_split
 
-            if self.split not in NODE_SPLITS:
-                raise ConfigError("split", f"unknown node split {self.split!r}; allowed: {', '.join(NODE_SPLITS)}")
+            check_node_split(self.split)
         known = set(_NODE_BASELINES) | set(_GRAPH_BASELINES) | {_DEFAULT}
         bad = [b for b in self.baseline_ids if b not in known]
         if bad:
