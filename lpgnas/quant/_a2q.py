@@ -319,15 +319,20 @@ def _row_params(s, b, zp, signed: bool):
     return tuple(packed[..., k] for k in range(len(params)))
 
 
+def _local_forward(x, s, b, zp, signed: bool):
+    """``(x_hat, (s, zp, qmin, qmax))``: the fake-quantised ``x`` and the row parameters it used."""
+    s, zp, qmin, qmax = _row_params(s, b, zp, signed)
+    return _dequant(uniform_codes(x, s, zp, qmin, qmax), s, zp), (s, zp, qmin, qmax)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(4, 5, 6))
 def _local_fq(x, s, b, zp, signed, backward, row_size):
-    s, zp, qmin, qmax = _row_params(s, b, zp, signed)
-    return _dequant(uniform_codes(x, s, zp, qmin, qmax), s, zp)
+    return _local_forward(x, s, b, zp, signed)[0]
 
 
 def _local_fwd(x, s, b, zp, signed, backward, row_size):
-    s, zp, qmin, qmax = _row_params(s, b, zp, signed)
-    return _dequant(uniform_codes(x, s, zp, qmin, qmax), s, zp), (x, s, b, zp, qmin, qmax)
+    y, (s, zp, qmin, qmax) = _local_forward(x, s, b, zp, signed)
+    return y, (x, s, b, zp, qmin, qmax)
 
 
 def _local_terms(x, s, qmin, qmax, zp):
