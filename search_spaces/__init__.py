@@ -18,6 +18,7 @@ Shipped spaces (YAML files next to this module; copy one to start your own):
 from lpgnas.search_spaces._load import list_spaces, load_space, parse_space_yaml, space_path
 from lpgnas.search_spaces._space import (
     ALLOWED_BITS,
+    LPGNAS_BITS,
     FORMATS,
     SPACE_SCHEMA,
     FixedTopology,
@@ -29,6 +30,7 @@ from lpgnas.search_spaces._space import (
 
 __all__ = [
     "ALLOWED_BITS",
+    "LPGNAS_BITS",
     "FORMATS",
     "SPACE_SCHEMA",
     "FixedTopology",

@@ -29,6 +29,7 @@ __all__ = [
     "SPACE_SCHEMA",
     "FORMATS",
     "ALLOWED_BITS",
+    "LPGNAS_BITS",
     "QuantOption",
     "LayerChoices",
     "QuantChoices",
@@ -40,8 +41,11 @@ SPACE_SCHEMA = "lpgnas.space/v1"
 FORMATS = ("fixed", "affine", "lsq")
 """Number formats a quantised component may choose: LPGNAS fixed point (binary at 1 bit, ternary
 at 2), affine (scale + zero point from observed ranges) and LSQ (learned step size)."""
-ALLOWED_BITS = (1, 2, 4, 8, 16, 32)
-"""Bit widths a search may choose; 32 means full precision whatever the format."""
+ALLOWED_BITS = (1, 2, 3, 4, 5, 6, 7, 8, 16, 32)
+"""Bit widths a search may choose: those the quantisers' integer paths are checked for (1..8, 16),
+and 32, which means full precision whatever the format."""
+LPGNAS_BITS = (1, 2, 4, 8, 16, 32)
+"""The LPGNAS paper's bit widths, the ones ``lpgnas.yaml`` offers."""
 SPACE_GRANULARITIES = ("tensor", "row", "column")
 """Scale granularities of a searched component: one scale (``tensor``), one per node (``row``, node
 tensors: ``input``, ``linear``, ``aggregate``, ``output``) or one per output channel (``column``,

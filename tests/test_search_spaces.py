@@ -15,7 +15,7 @@ from lpgnas.errors import ConfigError, DataError
 from lpgnas.nn import COMPONENTS
 from lpgnas.quant import QuantSpec
 from lpgnas.search_spaces import (
-    ALLOWED_BITS,
+    LPGNAS_BITS,
     FORMATS,
     SPACE_SCHEMA,
     FixedTopology,
@@ -69,7 +69,7 @@ def test_lpgnas_space_content():
     assert s.layer.skip == (False, True)
     assert s.components == ("weight", "input", "attention", "aggregate")
     for q in s.quant:
-        assert q.bits == ALLOWED_BITS and q.formats == FORMATS
+        assert q.bits == LPGNAS_BITS and q.formats == FORMATS
     assert s.degree_buckets == ()
 
 
@@ -107,6 +107,7 @@ def test_tiny_space_content():
         (("affine", "lsq"), (8, 32), [("affine", 8), ("lsq", 8), ("fp32", 32)]),
         (("fixed", "affine", "lsq"), (32,), [("fp32", 32)]),
         (("lsq",), (1, 16), [("lsq", 1), ("lsq", 16)]),
+        (("fixed", "affine"), (3, 5), [("fixed", 3), ("affine", 3), ("fixed", 5), ("affine", 5)]),
     ],
 )
 def test_quant_options(formats, bits, expected):
@@ -126,6 +127,7 @@ def test_column_weights_reach_the_spec_and_round_trip():
     assert "granularity" not in QuantChoices("weight", (4,), ("affine",)).to_json()
     space = load_space("compact")
     assert space.quant_for("weight").granularity == "column"
+    assert space.quant_for("weight").bits == (1, 2, 3, 4, 8)  # 3 bits: the 8x-smaller GCN shape
     assert SearchSpace.from_json(space.to_json()) == space
 
 
@@ -247,7 +249,7 @@ BAD = [
     ("component-unknown-key", _tiny, _set("quant", "weight", "bit", value=[8]), "quant.weight.bit"),
     ("bits-missing", _tiny, _drop("quant", "weight", "bits"), "quant.weight.bits"),
     ("formats-missing", _tiny, _drop("quant", "input", "formats"), "quant.input.formats"),
-    ("bits-not-allowed", _tiny, _set("quant", "weight", "bits", value=[3]), "quant.weight.bits[0]"),
+    ("bits-not-allowed", _tiny, _set("quant", "weight", "bits", value=[12]), "quant.weight.bits[0]"),
     ("bits-too-many", _tiny, _set("quant", "weight", "bits", value=[8, 64]), "quant.weight.bits[1]"),
     ("bits-zero", _tiny, _set("quant", "weight", "bits", value=[0]), "quant.weight.bits[0]"),
     ("bits-string", _tiny, _set("quant", "weight", "bits", value=["8"]), "quant.weight.bits[0]"),
