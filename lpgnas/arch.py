@@ -18,6 +18,7 @@ __all__ = [
     "SCHEMA",
     "OPS",
     "ATTENTIONS",
+    "SOFTMAX_ATTENTIONS",
     "AGGREGATORS",
     "ACTIVATIONS",
     "LayerSpec",
@@ -34,6 +35,9 @@ __all__ = [
 SCHEMA = "lpgnas.arch/v1"
 OPS = ("gcn", "gat", "gin", "sage", "attn", "linear")
 ATTENTIONS = ("const", "gcn", "gat", "sym-gat", "cos", "linear", "gene-linear")
+SOFTMAX_ATTENTIONS = ("gat", "sym-gat", "cos", "linear", "gene-linear")
+"""Attention types that score edges with learned vectors and a softmax; ``const`` and ``gcn`` use
+fixed edge weights, so a layer with them is counted (size, memory, BitOPs) as a GCN layer."""
 AGGREGATORS = ("add", "mean", "max")
 ACTIVATIONS = ("none", "relu", "elu", "leaky_relu", "relu6", "tanh", "sigmoid", "softplus")
 TASKS = ("node", "graph")

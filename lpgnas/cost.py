@@ -18,7 +18,12 @@ gcn      in*out                                out
 sage     2*in*out (self + neighbour)           out
 gin      in*out + out*out (2-layer MLP)        2*out
 gat      in*D + 2*D (attention vectors)        D
+skip     in*out (a residual projection)        none
 =======  ====================================  ===========
+
+A ``skip`` entry is the projection of a residual connection between widths that differ: it reads
+the layer's input and adds to its output, so it holds no tensor of its own and costs
+``N*in*out * b_weight * b_input`` BitOPs.
 
 Feature memory (every tensor the layer holds, elements x bits of its component):
 
@@ -57,6 +62,7 @@ from __future__ import annotations
 from typing import Any, NamedTuple, Sequence
 
 from lpgnas._validate import positive_int
+from lpgnas.arch import SOFTMAX_ATTENTIONS
 from lpgnas.errors import ConfigError
 
 __all__ = [
@@ -67,11 +73,12 @@ __all__ = [
     "CostReport",
     "layer_cost",
     "model_cost",
+    "with_fp32_params",
     "layer_cost_from_config",
     "gnn_cost",
 ]
 
-LAYER_KINDS = ("linear", "gcn", "gat", "gin", "sage")
+LAYER_KINDS = ("linear", "gcn", "gat", "gin", "sage", "skip")
 BIT_FIELDS = (
     "weight_bits",
     "input_bits",
@@ -156,6 +163,8 @@ def _counts(layer: LayerCost, n: int, e: int) -> _Counts:
     k, fi, fo, h = layer.kind, layer.in_dim, layer.out_dim, layer.heads
     b = layer
     ep = e + n  # with self loops
+    if k == "skip":
+        return _Counts(fi * fo * b.weight_bits, fi * fo, 0, 0.0, 0, n * fi * fo * b.weight_bits * b.input_bits)
     if k in ("linear", "gcn"):
         w, bias = fi * fo, fo
     elif k == "sage":
@@ -256,7 +265,19 @@ def model_cost(layers: Sequence[LayerCost], num_nodes: int, num_edges: int,
     bitops = sum(c.bitops for c in q)
     fp32_bitops = sum(c.bitops for c in f)
     compression = (fp32_model + fp32_feat) / (model + feat)
-    return CostReport(model, fp32_model, feat, fp32_feat, bitops, compression, feat / elems, fp32_bitops)
+    avg = feat / elems if elems else 0.0  # a lone skip projection holds no tensor
+    return CostReport(model, fp32_model, feat, fp32_feat, bitops, compression, avg, fp32_bitops)
+
+
+def with_fp32_params(report: CostReport, params) -> CostReport:
+    """``report`` plus ``params`` full-precision parameters that hold no node tensor (a graph
+    model's scorers, which read pooled vectors): they add to both model sizes only."""
+    if not params:
+        return report
+    model = report.model_size_bits + 32 * params
+    fp32_model = report.fp32_model_size_bits + 32 * params
+    return report._replace(model_size_bits=model, fp32_model_size_bits=fp32_model,
+                           compression=(fp32_model + report.fp32_feature_bits) / (model + report.feature_bits))
 
 
 def layer_cost(layer: LayerCost, num_nodes: int, num_edges: int) -> CostReport:
@@ -300,8 +321,11 @@ def gnn_cost(model, num_nodes: int, num_edges: int, *, node_degree=None, edge_de
     from its quantiser (learned A2Q bits included; topology-aware bits averaged over
     ``node_degree`` for node tensors and ``edge_degree`` for edge tensors when given).
 
-    The generic ``attn`` layer is counted as a GAT layer; a node model's classifier head and a
-    graph model's scorers as linear layers at full precision; a propagation block
+    The generic ``attn`` layer is counted as a GAT layer with a softmax attention type and as a GCN
+    layer of width ``heads x hidden`` with ``const`` / ``gcn`` attention, a residual projection as
+    a ``skip`` entry (as the search counts them in :func:`lpgnas.supernet.architecture_cost`); a
+    node model's classifier head and a
+    graph model's scorers (on pooled vectors: parameters only) at full precision; a propagation block
     (``model.propagation``) as a :class:`PropagationCost` with its per-step bits.
     """
     from lpgnas.quant import avg_bits
@@ -316,13 +340,21 @@ def gnn_cost(model, num_nodes: int, num_edges: int, *, node_degree=None, edge_de
             q = getattr(layer, f"q_{component}")
             degree = edge_degree if component in edge_components else node_degree
             bits[field] = avg_bits(q, None if component == "weight" else degree)
-        layers.append(LayerCost(_OP_KIND[spec.op], layer.in_dim, spec.hidden, spec.heads, **bits))
+        if spec.op == "attn" and spec.attention not in SOFTMAX_ATTENTIONS:
+            # const / gcn attention: fixed edge weights, the layer is a GCN at width heads x hidden (its
+            # unused attention vectors are not part of the model), as the search counts it
+            layers.append(LayerCost("gcn", layer.in_dim, spec.hidden * spec.heads, 1, **bits))
+        else:
+            layers.append(LayerCost(_OP_KIND[spec.op], layer.in_dim, spec.hidden, spec.heads, **bits))
+        if getattr(layer, "skip_kernel", None) is not None:
+            layers.append(LayerCost("skip", layer.in_dim, layer.out_dim, weight_bits=bits["weight_bits"],
+                                    input_bits=bits["input_bits"]))
     if getattr(model, "head", None) is not None:
         layers.append(LayerCost("linear", model.head.in_features, model.head.out_features))
-    for scorer in getattr(model, "scorers", None) or ():
-        layers.append(LayerCost("linear", scorer.in_features, scorer.out_features))
+    scorer_params = sum(sc.in_features * sc.out_features + sc.out_features
+                        for sc in getattr(model, "scorers", None) or ())
     prop = getattr(model, "propagation", None)
     pcost = None
     if prop is not None:
         pcost = PropagationCost(prop.num_steps, int(model.num_classes), prop.step_bits(node_degree))
-    return model_cost(layers, num_nodes, num_edges, pcost)
+    return with_fp32_params(model_cost(layers, num_nodes, num_edges, pcost), scorer_params)

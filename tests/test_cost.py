@@ -5,7 +5,7 @@ import jax.numpy as jnp
 import pytest
 
 from lpgnas.cost import (BIT_FIELDS, CostReport, LayerCost, PropagationCost, layer_cost, layer_cost_from_config,
-                         model_cost)
+                         model_cost, with_fp32_params)
 from lpgnas.errors import ConfigError
 from lpgnas.quant import QuantConfig
 
@@ -54,12 +54,30 @@ def test_mixed_bits_hand_computed():
         ("sage", 1, 2 * 10 * 4, 4),
         ("gin", 1, 10 * 4 + 4 * 4, 8),
         ("gat", 3, 10 * 12 + 2 * 12, 12),
+        ("skip", 1, 10 * 4, 0),
     ],
 )
 def test_parameter_counts_per_kind(kind, heads, weights, biases):
     r = layer_cost(LayerCost(kind, 10, 4, heads, weight_bits=1.0), 5, 8)
     assert r.model_size_bits == weights * 1 + biases * 32
     assert r.fp32_model_size_bits == (weights + biases) * 32
+
+
+def test_skip_projection_holds_no_tensor_and_costs_its_product():
+    r = layer_cost(LayerCost("skip", 10, 4, weight_bits=2.0, input_bits=8.0), 5, 8)
+    assert r.feature_bits == 0 and r.fp32_feature_bits == 0
+    assert r.bitops == 5 * 10 * 4 * 2 * 8 and r.fp32_bitops == 5 * 10 * 4 * 32 * 32
+
+
+def test_full_precision_parameters_add_to_both_sizes_only():
+    r = model_cost(_gcn2(8.0), N, E)
+    assert with_fp32_params(r, 0) is r
+    s = with_fp32_params(r, 100)
+    assert s.model_size_bits == r.model_size_bits + 3200
+    assert s.fp32_model_size_bits == r.fp32_model_size_bits + 3200
+    assert (s.feature_bits, s.bitops, s.avg_feature_bits) == (r.feature_bits, r.bitops, r.avg_feature_bits)
+    assert s.compression == pytest.approx((s.fp32_model_size_bits + s.fp32_feature_bits)
+                                          / (s.model_size_bits + s.feature_bits))
 
 
 def test_cost_is_differentiable_in_expected_bits():

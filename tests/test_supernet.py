@@ -253,6 +253,22 @@ def test_expected_cost_at_one_hot_choices_is_the_derived_architectures_cost(grap
     assert float(exp.bitops) == pytest.approx(exact.bitops, rel=1e-5)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_built_models_cost_is_the_derived_architectures_cost(graph, seed):
+    """``lpgnas train`` counts the built GNN (:func:`lpgnas.cost.gnn_cost`), the search and the tune
+    count the architecture: one derived model gets one size, whatever its attention type."""
+    from lpgnas.cost import gnn_cost
+
+    net = _net(parse_space_yaml(WIDE), graph, seed)
+    _force(net, np.random.default_rng(200 + seed))
+    arch = derive(net)
+    exact = architecture_cost(arch, graph.num_features, graph.num_classes, graph.num_nodes, graph.num_edges)
+    model = GNN(arch, graph.num_features, graph.num_classes, num_nodes=graph.num_nodes, rngs=nnx.Rngs(0))
+    built = gnn_cost(model, graph.num_nodes, graph.num_edges)
+    for field in ("model_size_bits", "fp32_model_size_bits", "feature_bits", "bitops"):
+        assert float(getattr(built, field)) == pytest.approx(float(getattr(exact, field)), rel=1e-6), field
+
+
 def test_reference_cost_is_the_largest_full_precision_model(graph):
     net = _net("tiny", graph)
     ref = reference_cost(net, graph.num_nodes, graph.num_edges)

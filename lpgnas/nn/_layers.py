@@ -38,8 +38,6 @@ __all__ = ["COMPONENTS", "GNNLayer", "activation", "dropout"]
 COMPONENTS = ("weight", "input", "linear", "edge_weight", "attention_logit", "attention", "message",
               "aggregate", "output")
 
-_SOFTMAX_ATTENTIONS = ("gat", "sym-gat", "cos", "linear", "gene-linear")
-
 
 def activation(name: str, x: jax.Array) -> jax.Array:
     """Apply the activation called ``name`` (one of ``lpgnas.arch.ACTIVATIONS``)."""

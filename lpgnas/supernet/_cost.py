@@ -22,7 +22,7 @@ import itertools
 from typing import Any, NamedTuple, Sequence
 
 from lpgnas.arch import Architecture
-from lpgnas.cost import BIT_FIELDS, CostReport, LayerCost, layer_cost_from_config, model_cost
+from lpgnas.cost import BIT_FIELDS, CostReport, LayerCost, layer_cost_from_config, model_cost, with_fp32_params
 from lpgnas.errors import ConfigError
 from lpgnas.supernet._relax import Relax
 from lpgnas.supernet._slots import SOFTMAX_ATTENTIONS
@@ -214,7 +214,6 @@ def architecture_cost(arch: Architecture, in_dim: int, num_classes: int, num_nod
     at 32 bits."""
     config = arch.quant
     layers = []
-    extra_w = extra_w32 = extra_ops = extra_ops32 = 0.0
     dim = int(in_dim)
     dims = [dim]
     for i, spec in enumerate(arch.layers):
@@ -226,22 +225,13 @@ def architecture_cost(arch: Architecture, in_dim: int, num_classes: int, num_nod
         layers.append(lc)
         out = spec.out_dim()
         if spec.skip and dim != out:
-            extra_w += dim * out * float(lc.weight_bits)
-            extra_w32 += dim * out * 32.0
-            extra_ops += num_nodes * dim * out * float(lc.weight_bits) * float(lc.input_bits)
-            extra_ops32 += num_nodes * dim * out * 32.0 * 32.0
+            layers.append(LayerCost("skip", dim, out, weight_bits=lc.weight_bits, input_bits=lc.input_bits))
         dim = out
         dims.append(dim)
+    scorer_params = 0
     if arch.task == "node":
         if dim != num_classes:
             layers.append(LayerCost("linear", dim, int(num_classes)))
     else:
-        for d in (dims if arch.jk else dims[-1:]):
-            extra_w += 32.0 * (d * num_classes + num_classes)
-            extra_w32 += 32.0 * (d * num_classes + num_classes)
-    r = model_cost(layers, num_nodes, num_edges)
-    model = r.model_size_bits + extra_w
-    fp32_model = r.fp32_model_size_bits + extra_w32
-    return r._replace(model_size_bits=model, fp32_model_size_bits=fp32_model, bitops=r.bitops + extra_ops,
-                      fp32_bitops=r.fp32_bitops + extra_ops32,
-                      compression=(fp32_model + r.fp32_feature_bits) / (model + r.feature_bits))
+        scorer_params = sum(d * num_classes + num_classes for d in (dims if arch.jk else dims[-1:]))
+    return with_fp32_params(model_cost(layers, num_nodes, num_edges), scorer_params)

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import dataclasses
 
+from lpgnas.arch import SOFTMAX_ATTENTIONS
 from lpgnas.errors import ConfigError
 from lpgnas.search_spaces import QuantChoices, SearchSpace
 
 __all__ = ["Slot", "SupernetPlan", "plan_supernet", "DECISIONS", "SOFTMAX_ATTENTIONS"]
 
 DECISIONS = ("attention", "aggregator", "activation", "hidden", "heads", "skip")
-SOFTMAX_ATTENTIONS = ("gat", "sym-gat", "cos", "linear", "gene-linear")
 _SUPPORTED_OPS = ("attn", "gcn", "gat")
 
 
