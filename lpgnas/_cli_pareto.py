@@ -37,7 +37,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     e.add_argument("run", metavar="RUN", help="tune run directory")
     e.add_argument("--pick", required=True, metavar="SPEC",
                    help="knee | max-acc | smallest | a trial id | max-acc:METRIC<=N (also >=, <, >; "
-                        "smallest:... likewise); chosen on validation accuracy, never test accuracy")
+                        "smallest:... likewise; N a number or a baseline of the run scaled, e.g. "
+                        "model_size_bits<=fp32-gcn/8); chosen on validation accuracy, never test accuracy")
     e.add_argument("-o", "--output", required=True, metavar="ARCH.json", help="architecture file to write")
     e.add_argument("--objectives", default=_DEFAULT_OBJECTIVES,
                    help=f"objectives of the front used by knee/max-acc/smallest (default {_DEFAULT_OBJECTIVES})")
@@ -153,14 +154,14 @@ def _cmd_export(args: argparse.Namespace) -> int:
     from lpgnas.search import read_trial_arch
 
     objectives = P.parse_objectives(args.objectives)
-    trials, _ = _read_run(args.run)
+    trials, baselines = _read_run(args.run)
     spec = args.pick.strip()
     # ids as `lpgnas pareto` prints them when it pools runs (RUNNAME:ID) are accepted too
     prefix = os.path.basename(os.path.normpath(args.run)) + ":"
     ids = {r.trial_id for r in trials}
     if spec not in ids and spec.startswith(prefix) and spec[len(prefix):] in ids:
         spec = spec[len(prefix):]
-    chosen = P.pick(trials, spec, objectives)
+    chosen = P.pick(trials, spec, objectives, baselines)
     arch = read_trial_arch(args.run, chosen.trial_id)
     record = P.trial_record(chosen, os.path.abspath(args.run))
     provenance = {k: record[k] for k in ("run", "trial_id", "name", "backend", "dataset", "val_acc", "test_acc",

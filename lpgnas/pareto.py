@@ -66,8 +66,8 @@ __all__ = [
 
 OBJECTIVE_NAMES = METRICS + ("compression", "feature_compression")
 DEFAULT_OBJECTIVES = "val_acc:max,model_size_bits:min"
-PICK_FORMS = ("knee", "max-acc", "smallest", "<trial id>", "max-acc:<metric><op><number>",
-              "smallest:<metric><op><number>")
+PICK_FORMS = ("knee", "max-acc", "smallest", "<trial id>", "max-acc:<metric><op><number|baseline[/x]>",
+              "smallest:<metric><op><number|baseline[/x]>")
 _ACCURACIES = ("val_acc", "test_acc")
 
 
@@ -301,7 +301,38 @@ def _smallest(candidates: Sequence[TrialResult]) -> TrialResult | None:
     return min(ok, key=lambda r: (r.model_size_bits, -_finite(r.val_acc, -math.inf)))
 
 
-def _constraints(text: str, spec: str) -> list[tuple[str, str, float]]:
+_BASELINE_BOUND = re.compile(r"^([A-Za-z][A-Za-z0-9_.-]*?)(?:([/*])([0-9.eE+-]+))?$")
+
+
+def _bound(name: str, number: str, spec: str, baselines: Mapping[str, TrialResult]) -> float:
+    """A constraint's bound: a plain number, or ``BASELINE[/x | *x]``, the same metric of a baseline
+    of the run scaled (``fp32-gcn/8``: an eighth of the FP32 GCN's value)."""
+    try:
+        value = float(number)
+    except ValueError:
+        m = _BASELINE_BOUND.match(number)
+        if m is None or m.group(1) not in baselines:
+            known = f"; baselines of this run: {', '.join(sorted(baselines))}" if baselines else ""
+            raise ConfigError("--pick", f"{spec!r}: {number!r} is neither a number nor BASELINE[/x|*x]{known}") \
+                from None
+        base_id, op, factor = m.groups()
+        value = baselines[base_id].metric(name)
+        if op is not None:
+            try:
+                f = float(factor)
+            except ValueError:
+                raise ConfigError("--pick", f"{spec!r}: {factor!r} in {number!r} is not a number") from None
+            if op == "/" and f == 0.0:
+                raise ConfigError("--pick", f"{spec!r}: division by zero in {number!r}")
+            value = value / f if op == "/" else value * f
+        if math.isnan(value):
+            raise ConfigError("--pick", f"{spec!r}: baseline {base_id!r} has no {name}")
+    if math.isnan(value):
+        raise ConfigError("--pick", f"{spec!r}: the bound must be a number, got {number!r}")
+    return value
+
+
+def _constraints(text: str, spec: str, baselines: Mapping[str, TrialResult]) -> list[tuple[str, str, float]]:
     out = []
     for part in text.split(","):
         m = _CONSTRAINT.match(part)
@@ -311,17 +342,12 @@ def _constraints(text: str, spec: str) -> list[tuple[str, str, float]]:
         name, op, number = m.groups()
         if name not in OBJECTIVE_NAMES:
             raise ConfigError("--pick", f"{spec!r}: unknown metric {name!r}; allowed: {', '.join(OBJECTIVE_NAMES)}")
-        try:
-            value = float(number)
-        except ValueError:
-            raise ConfigError("--pick", f"{spec!r}: {number!r} is not a number") from None
-        if math.isnan(value):
-            raise ConfigError("--pick", f"{spec!r}: the bound must be a number, got {number!r}")
-        out.append((name, op, value))
+        out.append((name, op, _bound(name, number, spec, baselines)))
     return out
 
 
-def pick(results: Sequence[TrialResult], spec: str, objectives: Sequence[Objective]) -> TrialResult:
+def pick(results: Sequence[TrialResult], spec: str, objectives: Sequence[Objective],
+         baselines: Sequence[TrialResult] = ()) -> TrialResult:
     """The trial the export selector ``spec`` names (validation accuracy and costs only):
 
     * ``knee`` -- :func:`knee` of the front; ``max-acc`` -- the highest ``val_acc`` on the front (ties:
@@ -330,6 +356,8 @@ def pick(results: Sequence[TrialResult], spec: str, objectives: Sequence[Objecti
     * a trial id of ``results`` (checked after the three keywords);
     * ``max-acc:<metric><op><number>[,...]`` / ``smallest:<metric><op><number>[,...]`` (``op`` one of
       ``<= >= < >``, plain numbers such as ``1e6``): as above among **all** trials meeting every bound.
+      A bound may also name one of ``baselines`` (by trial id), scaled by ``/x`` or ``*x``:
+      ``max-acc:model_size_bits<=fp32-gcn/8`` is the best trial at most an eighth of the FP32 GCN.
 
     Raises :class:`ConfigError` (``--pick``) for an unknown form or id, or when no trial qualifies.
     """
@@ -351,7 +379,7 @@ def pick(results: Sequence[TrialResult], spec: str, objectives: Sequence[Objecti
         return by_id[spec]
     base, sep, rest = spec.partition(":")
     if sep and base in ("max-acc", "smallest"):
-        bounds = _constraints(rest, spec)
+        bounds = _constraints(rest, spec, {b.trial_id: b for b in baselines})
         mask = np.ones(len(results), dtype=bool)
         for name, op, value in bounds:
             v = np.array([r.metric(name) for r in results], dtype=np.float64)
@@ -365,6 +393,9 @@ def pick(results: Sequence[TrialResult], spec: str, objectives: Sequence[Objecti
                 v = v[~np.isnan(v)]
                 if v.size:
                     hints.append(f"{name} ranges {_num(float(np.min(v)))} .. {_num(float(np.max(v)))}")
+            if any(c.isalpha() for part in rest.split(",") for c in _CONSTRAINT.match(part).group(3)
+                   if c not in "eE"):  # a bound named a baseline: say what it came to
+                hints.insert(0, "that is " + ", ".join(f"{name}{op}{_num(value)}" for name, op, value in bounds))
             raise ConfigError("--pick", f"no trial satisfies {rest.strip()}" + (f" ({'; '.join(hints)})"
                                                                                  if hints else ""))
         return chosen

@@ -197,6 +197,9 @@ TRIALS = [
 ]
 
 
+PICK_BASELINES = [_r("fp32-gcn", 0.81, 4.8e5, backend="baseline"), _r("w4a8-gcn", 0.81, 6.0e4, backend="baseline")]
+
+
 @pytest.mark.parametrize("spec, objectives, expected", [
     ("max-acc", ACC_SIZE_OPS, "w8"),               # val tie fp/w8 -> smaller model
     ("smallest", ACC_SIZE_OPS, "w2c"),             # size tie w2/w2c -> higher val
@@ -211,9 +214,14 @@ TRIALS = [
     ("smallest:val_acc>=0.81", ACC_SIZE, "w4"),
     ("max-acc: model_size_bits <= 1e6 , bitops<=2e8", ACC_SIZE, "fp"),
     ("max-acc:compression>=10", ACC_SIZE, "w4"),
+    ("max-acc:model_size_bits<=fp32-gcn/8", ACC_SIZE, "w4"),     # bound 6e4 from the baseline
+    ("max-acc:model_size_bits<fp32-gcn/9.6", ACC_SIZE, "w2c"),  # strictly below 5e4: not w4
+    ("max-acc:model_size_bits<=w4a8-gcn", ACC_SIZE, "w4"),
+    ("max-acc:model_size_bits<=w4a8-gcn*2, val_acc>=fp32-gcn", ACC_SIZE, "w8"),
+    ("smallest:val_acc>=w4a8-gcn", ACC_SIZE, "w4"),
 ])
 def test_pick(spec, objectives, expected):
-    assert P.pick(TRIALS, spec, objectives).trial_id == expected
+    assert P.pick(TRIALS, spec, objectives, PICK_BASELINES).trial_id == expected
 
 
 @pytest.mark.parametrize("spec, words", [
@@ -221,12 +229,16 @@ def test_pick(spec, objectives, expected):
     ("nope", "neither a trial id"),
     ("max-acc:size<=1", "unknown metric"),
     ("max-acc:model_size_bits=<1", "cannot read"),
-    ("max-acc:model_size_bits<=1MB", "not a number"),
+    ("max-acc:model_size_bits<=1MB", "neither a number nor BASELINE"),
     ("max-acc:model_size_bits<=nan", "must be a number"),
+    ("max-acc:model_size_bits<=fp32-gat/8", "baselines of this run: fp32-gcn, w4a8-gcn"),
+    ("max-acc:model_size_bits<=fp32-gcn/0", "division by zero"),
+    ("max-acc:model_size_bits<=fp32-gcn/100", "that is model_size_bits<=4800"),
+    ("max-acc:model_size_bits<=fp32-gcn/x", "neither a number"),
 ])
 def test_pick_errors_name_the_flag(spec, words):
     with pytest.raises(ConfigError, match=words) as e:
-        P.pick(TRIALS, spec, ACC_SIZE)
+        P.pick(TRIALS, spec, ACC_SIZE, PICK_BASELINES)
     assert e.value.field == "--pick"
 
 
@@ -402,6 +414,7 @@ def test_pareto_flag_errors(run_dir, tmp_path, capsys, flags, words):
     ("t_w4a4", "t_w4a4"),
     ("runA:t_bad", "t_bad"),  # the id as a pooled `lpgnas pareto` prints it
     ("max-acc:model_size_bits<=1.5e5", "t_w4"),
+    ("max-acc:model_size_bits<=b_fp32/5", "t_w4"),  # a bound from the run's baselines: 1.48e5
 ])
 def test_export_writes_the_picked_architecture(run_dir, tmp_path, capsys, spec, expected):
     out = tmp_path / "arch.json"
@@ -419,7 +432,9 @@ def test_export_writes_the_picked_architecture(run_dir, tmp_path, capsys, spec, 
 
 
 @pytest.mark.parametrize("spec, words", [("max-acc:model_size_bits<=1", "no trial satisfies"),
-                                         ("t_nope", "neither a trial id"), ("b_fp32", "neither a trial id")])
+                                         ("t_nope", "neither a trial id"), ("b_fp32", "neither a trial id"),
+                                         ("max-acc:model_size_bits<=b_gat/8",
+                                          "baselines of this run: b_fp32, b_w4a4, b_w8a8")])
 def test_export_pick_errors(run_dir, tmp_path, capsys, spec, words):
     out = tmp_path / "arch.json"
     assert main(["export", run_dir, "--pick", spec, "-o", str(out)]) == 2
