@@ -75,6 +75,7 @@ __all__ = [
     "model_cost",
     "with_fp32_params",
     "layer_cost_from_config",
+    "layer_cost_shape",
     "gnn_cost",
 ]
 
@@ -316,16 +317,27 @@ def layer_cost_from_config(
 _OP_KIND = {"gcn": "gcn", "gat": "gat", "attn": "gat", "sage": "sage", "gin": "gin", "linear": "linear"}
 
 
+def layer_cost_shape(spec) -> tuple[str, int, int]:
+    """``(kind, out_dim, heads)`` a :class:`~lpgnas.arch.LayerSpec` is counted as: ``gat`` / ``attn``
+    with a softmax attention type by the ``gat`` rule (``hidden`` per head); an ``attn`` layer with
+    ``const`` / ``gcn`` attention (fixed edge weights) and every other op as one head of width
+    ``heads x hidden`` (an ``attn`` layer's unused attention vectors are not part of the model)."""
+    kind = _OP_KIND[spec.op]
+    if spec.op == "attn" and spec.attention not in SOFTMAX_ATTENTIONS:
+        kind = "gcn"
+    if kind == "gat":
+        return kind, spec.hidden, spec.heads
+    return kind, spec.hidden * spec.heads, 1
+
+
 def gnn_cost(model, num_nodes: int, num_edges: int, *, node_degree=None, edge_degree=None) -> CostReport:
     """The cost of a built (possibly trained) :class:`lpgnas.nn.GNN`, reading each component's bits
     from its quantiser (learned A2Q bits included; topology-aware bits averaged over
     ``node_degree`` for node tensors and ``edge_degree`` for edge tensors when given).
 
-    The generic ``attn`` layer is counted as a GAT layer with a softmax attention type and as a GCN
-    layer of width ``heads x hidden`` with ``const`` / ``gcn`` attention, a residual projection as
-    a ``skip`` entry (as the search counts them in :func:`lpgnas.supernet.architecture_cost`); a
-    node model's classifier head and a
-    graph model's scorers (on pooled vectors: parameters only) at full precision; a propagation block
+    Each layer is counted as :func:`layer_cost_shape` says, a residual projection as a ``skip``
+    entry (as the search counts them in :func:`lpgnas.supernet.architecture_cost`); a node model's
+    classifier head and a graph model's scorers (on pooled vectors: parameters only) at full precision; a propagation block
     (``model.propagation``) as a :class:`PropagationCost` with its per-step bits.
     """
     from lpgnas.quant import avg_bits
@@ -340,12 +352,8 @@ def gnn_cost(model, num_nodes: int, num_edges: int, *, node_degree=None, edge_de
             q = getattr(layer, f"q_{component}")
             degree = edge_degree if component in edge_components else node_degree
             bits[field] = avg_bits(q, None if component == "weight" else degree)
-        if spec.op == "attn" and spec.attention not in SOFTMAX_ATTENTIONS:
-            # const / gcn attention: fixed edge weights, the layer is a GCN at width heads x hidden (its
-            # unused attention vectors are not part of the model), as the search counts it
-            layers.append(LayerCost("gcn", layer.in_dim, spec.hidden * spec.heads, 1, **bits))
-        else:
-            layers.append(LayerCost(_OP_KIND[spec.op], layer.in_dim, spec.hidden, spec.heads, **bits))
+        kind, out_dim, heads = layer_cost_shape(spec)
+        layers.append(LayerCost(kind, layer.in_dim, out_dim, heads, **bits))
         if getattr(layer, "skip_kernel", None) is not None:
             layers.append(LayerCost("skip", layer.in_dim, layer.out_dim, weight_bits=bits["weight_bits"],
                                     input_bits=bits["input_bits"]))

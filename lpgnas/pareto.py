@@ -304,12 +304,15 @@ def _smallest(candidates: Sequence[TrialResult]) -> TrialResult | None:
 _BASELINE_BOUND = re.compile(r"^([A-Za-z][A-Za-z0-9_.-]*?)(?:([/*])([0-9.eE+-]+))?$")
 
 
-def _bound(name: str, number: str, spec: str, baselines: Mapping[str, TrialResult]) -> float:
-    """A constraint's bound: a plain number, or ``BASELINE[/x | *x]``, the same metric of a baseline
-    of the run scaled (``fp32-gcn/8``: an eighth of the FP32 GCN's value)."""
+def _bound(name: str, number: str, spec: str, baselines: Mapping[str, TrialResult]) -> tuple[float, bool]:
+    """A constraint's bound and whether it came from a baseline: a plain number, or
+    ``BASELINE[/x | *x]``, the same metric of a baseline of the run scaled (``fp32-gcn/8``: an eighth
+    of the FP32 GCN's value)."""
+    from_baseline = False
     try:
         value = float(number)
     except ValueError:
+        from_baseline = True
         m = _BASELINE_BOUND.match(number)
         if m is None or m.group(1) not in baselines:
             known = f"; baselines of this run: {', '.join(sorted(baselines))}" if baselines else ""
@@ -329,11 +332,15 @@ def _bound(name: str, number: str, spec: str, baselines: Mapping[str, TrialResul
             raise ConfigError("--pick", f"{spec!r}: baseline {base_id!r} has no {name}")
     if math.isnan(value):
         raise ConfigError("--pick", f"{spec!r}: the bound must be a number, got {number!r}")
-    return value
+    return value, from_baseline
 
 
-def _constraints(text: str, spec: str, baselines: Mapping[str, TrialResult]) -> list[tuple[str, str, float]]:
+def _constraints(text: str, spec: str, baselines: Mapping[str, TrialResult]
+                 ) -> tuple[list[tuple[str, str, float]], bool]:
+    """The ``(metric, op, bound)`` of every constraint in ``text``, and whether any bound named a
+    baseline."""
     out = []
+    any_baseline = False
     for part in text.split(","):
         m = _CONSTRAINT.match(part)
         if m is None:
@@ -342,8 +349,10 @@ def _constraints(text: str, spec: str, baselines: Mapping[str, TrialResult]) -> 
         name, op, number = m.groups()
         if name not in OBJECTIVE_NAMES:
             raise ConfigError("--pick", f"{spec!r}: unknown metric {name!r}; allowed: {', '.join(OBJECTIVE_NAMES)}")
-        out.append((name, op, _bound(name, number, spec, baselines)))
-    return out
+        value, from_baseline = _bound(name, number, spec, baselines)
+        out.append((name, op, value))
+        any_baseline = any_baseline or from_baseline
+    return out, any_baseline
 
 
 def pick(results: Sequence[TrialResult], spec: str, objectives: Sequence[Objective],
@@ -379,7 +388,7 @@ def pick(results: Sequence[TrialResult], spec: str, objectives: Sequence[Objecti
         return by_id[spec]
     base, sep, rest = spec.partition(":")
     if sep and base in ("max-acc", "smallest"):
-        bounds = _constraints(rest, spec, {b.trial_id: b for b in baselines})
+        bounds, any_baseline = _constraints(rest, spec, {b.trial_id: b for b in baselines})
         mask = np.ones(len(results), dtype=bool)
         for name, op, value in bounds:
             v = np.array([r.metric(name) for r in results], dtype=np.float64)
@@ -393,8 +402,7 @@ def pick(results: Sequence[TrialResult], spec: str, objectives: Sequence[Objecti
                 v = v[~np.isnan(v)]
                 if v.size:
                     hints.append(f"{name} ranges {_num(float(np.min(v)))} .. {_num(float(np.max(v)))}")
-            if any(c.isalpha() for part in rest.split(",") for c in _CONSTRAINT.match(part).group(3)
-                   if c not in "eE"):  # a bound named a baseline: say what it came to
+            if any_baseline:  # say what the bounds came to
                 hints.insert(0, "that is " + ", ".join(f"{name}{op}{_num(value)}" for name, op, value in bounds))
             raise ConfigError("--pick", f"no trial satisfies {rest.strip()}" + (f" ({'; '.join(hints)})"
                                                                                  if hints else ""))

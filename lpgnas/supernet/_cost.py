@@ -22,7 +22,8 @@ import itertools
 from typing import Any, NamedTuple, Sequence
 
 from lpgnas.arch import Architecture
-from lpgnas.cost import BIT_FIELDS, CostReport, LayerCost, layer_cost_from_config, model_cost, with_fp32_params
+from lpgnas.cost import (BIT_FIELDS, CostReport, LayerCost, layer_cost_from_config, layer_cost_shape, model_cost,
+                         with_fp32_params)
 from lpgnas.errors import ConfigError
 from lpgnas.supernet._relax import Relax
 from lpgnas.supernet._slots import SOFTMAX_ATTENTIONS
@@ -200,16 +201,11 @@ def reference_cost(net, num_nodes, num_edges) -> ExpectedCost:
     return _total(net, None, num_nodes, num_edges)
 
 
-def _kind(spec) -> str:
-    if spec.op == "attn":
-        return "gat" if spec.attention in SOFTMAX_ATTENTIONS else "gcn"
-    return spec.op
-
-
 def architecture_cost(arch: Architecture, in_dim: int, num_classes: int, num_nodes, num_edges) -> CostReport:
     """Exact :class:`~lpgnas.cost.CostReport` of ``arch`` (with its ``quant``), counted as the
-    supernet counts: attention layers by the ``gat`` rule when their attention is a softmax type,
-    else the ``gcn`` rule at width ``heads * hidden``; a skip projection (``in != out``) at the
+    supernet counts: each layer as :func:`lpgnas.cost.layer_cost_shape` says (attention layers by the
+    ``gat`` rule when their attention is a softmax type, else the ``gcn`` rule at width
+    ``heads * hidden``); a skip projection (``in != out``) at the
     layer's weight bits; a node classifier head / graph scorers (``nnx.Linear``, never quantised)
     at 32 bits."""
     config = arch.quant
@@ -217,11 +213,8 @@ def architecture_cost(arch: Architecture, in_dim: int, num_classes: int, num_nod
     dim = int(in_dim)
     dims = [dim]
     for i, spec in enumerate(arch.layers):
-        kind = _kind(spec)
-        if kind == "gat":
-            lc = layer_cost_from_config(config, i, "gat", dim, spec.hidden, spec.heads)
-        else:
-            lc = layer_cost_from_config(config, i, kind, dim, spec.hidden * spec.heads, 1)
+        kind, out_dim, heads = layer_cost_shape(spec)
+        lc = layer_cost_from_config(config, i, kind, dim, out_dim, heads)
         layers.append(lc)
         out = spec.out_dim()
         if spec.skip and dim != out:
