@@ -31,7 +31,8 @@ _FLAGS = {"space": "--space", "dataset": "--dataset", "data_root": "--data-root"
           "lambda_range": "--lambda-range", "grid": "--grid", "seeds": "--seeds", "costs": "--cost",
           "cost": "--cost", "epochs": "--epochs", "finetune": "--finetune", "temperature": "--temperature",
           "retrain_seeds": "--retrain-seeds", "retrain_epochs": "--retrain-epochs",
-          "retrain_weight_decay": "--retrain-weight-decay", "baseline_ids": "--baselines",
+          "retrain_weight_decay": "--retrain-weight-decay", "retrain_recipes": "--retrain-recipes",
+          "baseline_ids": "--baselines",
           "split": "--split"}
 
 
@@ -91,6 +92,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    help="their epochs (default: the comparable baseline's, GCN for node tasks, GIN for graphs)")
     d.add_argument("--retrain-weight-decay", type=float, default=None,
                    help="their weight decay, baselines included (default: the comparable baseline's)")
+    d.add_argument("--retrain-recipes", default=None, metavar="NAME[,NAME]",
+                   help="training recipes (published set-ups: gcn, gat, sage, gin, appnp: their dropouts, learning "
+                        "rate, weight decay, epochs) each retraining tries, keeping the best on validation; the "
+                        "baselines try them and their own (default: one, the comparable baseline's)")
     base = d.add_mutually_exclusive_group()
     base.add_argument("--baselines", default=None, metavar="ID,...",
                       help="reference points to train (default: all of the task's: fp32-gcn, fp32-gat, w8a8-gcn, "
@@ -165,6 +170,8 @@ def _differentiable_overrides(args: argparse.Namespace) -> dict:
     for name in ("epochs", "finetune", "retrain_seeds", "retrain_epochs", "retrain_weight_decay", "split"):
         if getattr(args, name) is not None:
             s[name] = getattr(args, name)
+    if args.retrain_recipes is not None:
+        s["retrain_recipes"] = [r.strip() for r in args.retrain_recipes.split(",") if r.strip()]
     if args.temperature is not None:
         s["temperature"] = _pair("--temperature", args.temperature, "START:END (e.g. 1.0:0.1)")
     if args.no_baselines:

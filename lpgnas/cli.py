@@ -21,6 +21,7 @@ from lpgnas.errors import ConfigError, LpgnasError
 __all__ = ["main", "build_parser", "TRAIN_DEFAULTS"]
 
 from lpgnas.train import TRAIN_DEFAULTS  # noqa: E402  (re-exported: the published set-ups)
+from lpgnas.train import apply_recipe, recorded_recipe  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -38,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--folds", type=int, default=10, help="cross-validation folds (graph tasks)")
     t.add_argument("--split", choices=NODE_SPLITS, default=None,
                    help="node split: public (Planetoid), random 60/20/20 or 20/30 per class, re-drawn per seed")
+    t.add_argument("--recipe", choices=sorted({m for (m, _) in TRAIN_DEFAULTS}), default=None,
+                   help="train as this published model is (its dropouts, learning rate, weight decay, epochs; "
+                        "--epochs/--lr/... still override). Default: the recipe a tune chose for the architecture on "
+                        "validation (search.retrain.recipe of its JSON), else APPNP's for a propagation block, else "
+                        "that of the first layer's op (gcn for attn layers)")
     t.add_argument("--epochs", type=int, default=None)
     t.add_argument("--lr", type=float, default=None)
     t.add_argument("--weight-decay", type=float, default=None)
@@ -274,13 +280,22 @@ def _cmd_train(args: argparse.Namespace) -> int:
         model_name = args.model or ("gin" if task == "graph" else "gcn")
         arch = baseline(model_name, task=task, num_classes=obj.num_classes, hidden=args.hidden,
                         num_layers=args.layers, readout=args.readout or "sum")
-    # the published optimisation set-up closest to the architecture: APPNP's for a propagation
-    # block, else that of the first layer's op
-    if arch.propagation is not None:
-        op = "appnp"
+    if args.recipe is not None:
+        try:
+            arch, defaults = apply_recipe(arch, args.recipe)
+        except ConfigError as e:
+            raise ConfigError("--recipe", e.problem) from None
     else:
-        op = arch.layers[0].op if arch.layers[0].op in ("gcn", "gat", "gin", "sage") else "gcn"
-    defaults = dict(TRAIN_DEFAULTS[(op, task)])
+        # the published optimisation set-up closest to the architecture: the one its tune chose on
+        # validation (the dropouts are already in the JSON), APPNP's for a propagation block, else
+        # that of the first layer's op
+        if recorded_recipe(arch) is not None:
+            op = recorded_recipe(arch)
+        elif arch.propagation is not None:
+            op = "appnp"
+        else:
+            op = arch.layers[0].op if arch.layers[0].op in ("gcn", "gat", "gin", "sage") else "gcn"
+        defaults = dict(TRAIN_DEFAULTS[(op, task)])
     quant = _quant_config(args)
     for flag, key in (("epochs", "epochs"), ("lr", "lr"), ("weight_decay", "weight_decay"),
                       ("patience", "patience"), ("batch_size", "batch_size")):

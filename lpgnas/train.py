@@ -21,12 +21,15 @@ import optax
 from flax import nnx
 from jax.experimental import sparse as jsparse
 
-from lpgnas.arch import Architecture
+from lpgnas.arch import Architecture, baseline
 from lpgnas.data import Graph, GraphDataset, Split, iterate_batches, make_buckets
 from lpgnas.nn import GNN, GraphArrays, SparseRows, graph_arrays, sparse_rows
 
 __all__ = [
     "TRAIN_DEFAULTS",
+    "recipes",
+    "apply_recipe",
+    "recorded_recipe",
     "TrainConfig",
     "RunResult",
     "Summary",
@@ -52,6 +55,38 @@ TRAIN_DEFAULTS = {
     ("gat", "graph"): dict(epochs=150, lr=0.005, weight_decay=0.0, patience=150, lr_step=50, lr_gamma=0.5),
     ("sage", "graph"): dict(epochs=150, lr=0.01, weight_decay=0.0, patience=150, lr_step=50, lr_gamma=0.5),
 }
+
+
+def recipes(task: str) -> tuple[str, ...]:
+    """The training recipes of a ``task`` (``node`` | ``graph``): the models of
+    :data:`TRAIN_DEFAULTS`, each a published set-up."""
+    return tuple(m for (m, t) in TRAIN_DEFAULTS if t == task)
+
+
+def apply_recipe(arch: Architecture, name: str) -> tuple[Architecture, dict]:
+    """``arch`` set up to train as the published ``name`` model is: ``(arch with the dropouts of
+    lpgnas.arch.baseline(name), a new dict of TRAIN_DEFAULTS[(name, arch.task)])``, e.g. ``gat``: dropout
+    0.6 on inputs, hidden features and attention, lr 0.005, weight decay 1e-3 on every kernel, 400
+    epochs. The architecture's layers and quantisation are kept."""
+    from lpgnas.errors import ConfigError
+
+    if (name, arch.task) not in TRAIN_DEFAULTS:
+        raise ConfigError("recipe", f"unknown recipe {name!r} for {arch.task}-level tasks; allowed: "
+                                    f"{', '.join(recipes(arch.task))}")
+    ref = baseline(name, task=arch.task, num_classes=2)
+    arch = dataclasses.replace(arch, dropout=ref.dropout, input_dropout=ref.input_dropout,
+                               attn_dropout=ref.attn_dropout)
+    return arch, dict(TRAIN_DEFAULTS[(name, arch.task)])
+
+
+def recorded_recipe(arch: Architecture) -> str | None:
+    """The recipe a tune retrained ``arch`` with and chose on validation (``search.retrain.recipe``
+    of its JSON), or ``None``."""
+    from collections.abc import Mapping
+
+    retrain = arch.search.get("retrain") if isinstance(arch.search, Mapping) else None
+    name = retrain.get("recipe") if isinstance(retrain, Mapping) else None
+    return name if isinstance(name, str) and (name, arch.task) in TRAIN_DEFAULTS else None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -85,3 +85,24 @@ def test_train_save_writes_a_loadable_model(capsys, tmp_path, data_root):
     assert summary["model_size_bits"] < summary["fp32_model_size_bits"]
     model, arch, meta = load_model(out_dir)
     assert arch.quant.name == "w4a8" and meta["dataset"] == "cora" and meta["row_normalize"] is True
+
+
+def test_recipe_flag_and_the_recipe_a_tune_recorded(capsys, tmp_path, data_root):
+    common = ["--dataset", "cora", "--seeds", "1", "--epochs", "2", "--json", "--data-root", data_root]
+    code, out, err = _run(capsys, "train", "--model", "gcn", "--recipe", "gat", "--save", str(tmp_path), *common)
+    assert code == 0, err
+    config = json.loads(out.strip().splitlines()[-1])["config"]
+    assert (config["lr"], config["weight_decay"], config["weight_decay_scope"]) == (0.005, 1e-3, "all")
+    saved = json.loads((tmp_path / "arch.json").read_text())
+    assert (saved["dropout"], saved["input_dropout"], saved["attn_dropout"]) == (0.6, 0.6, 0.6)
+    saved["search"] = {"retrain": {"recipe": "gat"}}  # as a tune writes it: no --recipe needed to follow it
+    path = tmp_path / "tuned.json"
+    path.write_text(json.dumps(saved))
+    code, out, err = _run(capsys, "train", "--arch", str(path), *common)
+    assert code == 0, err
+    assert json.loads(out.strip().splitlines()[-1])["config"]["lr"] == 0.005
+
+
+def test_a_recipe_of_the_wrong_task_exits_2(capsys, data_root):
+    code, _, err = _run(capsys, "train", "--dataset", "mutag", "--recipe", "appnp", "--data-root", data_root)
+    assert code == 2 and "--recipe" in err and "appnp" in err and "Traceback" not in err

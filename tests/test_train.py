@@ -7,7 +7,9 @@ import pytest
 
 from lpgnas import data as D
 from lpgnas.arch import baseline
-from lpgnas.train import TrainConfig, node_arrays, summarize, train_graph, train_node
+from lpgnas.errors import ConfigError
+from lpgnas.train import (TRAIN_DEFAULTS, TrainConfig, apply_recipe, node_arrays, recorded_recipe, recipes,
+                          summarize, train_graph, train_node)
 
 
 @pytest.fixture(scope="module")
@@ -91,3 +93,37 @@ def test_lazily_initialised_quantiser_steps_are_learned(small_graph):
     _, model = train_node(arch, small_graph, seed=0, config=TrainConfig(epochs=20, patience=1000, chunk=10))
     step = float(np.asarray(model.layers[0].q_aggregate.step[...]).ravel()[0])
     assert step > 0.0
+
+
+@pytest.mark.parametrize("name, task, dropouts", [
+    ("gcn", "node", (0.5, 0.5, 0.0)),
+    ("gat", "node", (0.6, 0.6, 0.6)),
+    ("appnp", "node", (0.5, 0.5, 0.0)),
+    ("gin", "graph", (0.5, 0.0, 0.0)),
+])
+def test_a_recipe_sets_dropouts_and_optimisation_but_keeps_the_layers(name, task, dropouts):
+    arch = dataclasses.replace(baseline("sage", task=task, num_classes=3), dropout=0.1, input_dropout=0.2)
+    trained, config = apply_recipe(arch, name)
+    assert (trained.dropout, trained.input_dropout, trained.attn_dropout) == dropouts
+    assert trained.layers == arch.layers and trained.task == task
+    assert config == TRAIN_DEFAULTS[(name, task)] and config is not TRAIN_DEFAULTS[(name, task)]
+    assert name in recipes(task)
+
+
+@pytest.mark.parametrize("name, task", [("appnp", "graph"), ("mlp", "node")])
+def test_an_unknown_recipe_names_the_field_and_the_choices(name, task):
+    with pytest.raises(ConfigError) as e:
+        apply_recipe(baseline("gin", task=task, num_classes=3), name)
+    assert e.value.field == "recipe" and ", ".join(recipes(task)) in e.value.problem
+
+
+@pytest.mark.parametrize("search, want", [
+    (None, None),
+    ({"retrain": {"recipe": "gat"}}, "gat"),
+    ({"retrain": {"seeds": 3}}, None),
+    ({"retrain": {"recipe": "bogus"}}, None),
+    ({"retrain": "gat"}, None),
+])
+def test_the_recipe_a_tune_recorded(search, want):
+    arch = dataclasses.replace(baseline("gcn", num_classes=3), search=search)
+    assert recorded_recipe(arch) == want

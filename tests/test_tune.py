@@ -5,6 +5,7 @@ trial missing from the log is recorded on resume, and bad input is refused with 
 One embedded Ray serves the whole module (run_tune uses a Ray that this process initialised)."""
 
 import contextlib
+import dataclasses
 import io
 import json
 import logging
@@ -152,6 +153,7 @@ def test_resume_records_a_finished_trial_the_log_lacks(tuned, tmp_path):
     (["--epochs", "0"], "--epochs"),
     (["--baselines", "fp32-gin"], "--baselines"),
     (["--retrain-weight-decay", "-1"], "--retrain-weight-decay"),
+    (["--retrain-recipes", "gcn,mlp"], "--retrain-recipes"),
 ])
 def test_bad_flags_exit_2_naming_the_flag(tmp_path, extra, flag):
     out = tmp_path / "run"
@@ -244,6 +246,9 @@ def test_a_final_report_becomes_a_record_with_json_safe_config():
     (dict(split="Random"), "split"),
     (dict(retrain_weight_decay=-1e-4), "retrain_weight_decay"),
     (dict(retrain_weight_decay=float("nan")), "retrain_weight_decay"),
+    (dict(retrain_recipes=()), "retrain_recipes"),
+    (dict(retrain_recipes=("gcn", "bogus")), "retrain_recipes"),
+    (dict(retrain_recipes=("gat", "gat")), "retrain_recipes"),
 ])
 def test_backend_settings_are_validated(kw, field):
     with pytest.raises(ConfigError) as e:
@@ -320,6 +325,48 @@ def test_a_trial_runs_the_space_and_split_it_drew(split, searched):
     assert arch["search"]["retrain"]["split"] == json.loads(report["extra"])["split"] == searched[0]
     with pytest.raises(ConfigError, match="not one of"):
         b.run_trial({"lambda": 1.0, "seed": 0, "cost": "size", "space": "lpgnas"})
+
+
+def _fake_retrain(vals):
+    """A ``_retrain`` that trains nothing: each recipe (``model``) gets its validation accuracy from
+    ``vals``; the runs remember the dropout they were given."""
+    from lpgnas.train import RunResult
+
+    def retrain(self, arch, obj, arrays, label, model=None):
+        return [RunResult(seed=0, val_acc=vals[model], test_acc=arch.dropout, train_acc=0.0, best_epoch=0,
+                          epochs=1, train_seconds=0.0, compile_seconds=0.0)]
+    return retrain
+
+
+@pytest.mark.parametrize("recipes, model, vals, want", [
+    (("gcn", "gat"), None, {"gcn": 0.7, "gat": 0.8}, ("gat", 0.6, 400)),
+    (("gcn", "gat"), None, {"gcn": 0.8, "gat": 0.8}, ("gcn", 0.5, 200)),       # a tie keeps the earlier one
+    (("gcn",), "gat", {"gcn": 0.75, "gat": 0.7}, ("gcn", 0.5, 200)),          # a baseline also tries its own
+    (("gcn",), "gat", {"gcn": 0.7, "gat": 0.7}, ("gat", 0.6, 400)),           # ... first
+])
+def test_retraining_keeps_the_recipe_best_on_validation(monkeypatch, recipes, model, vals, want):
+    from lpgnas.arch import baseline
+
+    b = DifferentiableBackend(dataset=SYNTH, retrain_recipes=recipes)
+    monkeypatch.setattr(DifferentiableBackend, "_retrain", _fake_retrain(vals))
+    arch, runs, chosen = b._retrain_best(baseline("gcn", num_classes=3), None, None, "public", model=model)
+    assert (chosen["recipe"], arch.dropout, chosen["epochs"]) == want
+    assert runs[0].test_acc == arch.dropout  # the runs of the kept recipe, trained with its dropouts
+    assert set(chosen["recipe_val_acc"]) == set(recipes) | ({model} if model else set())
+    settings = json.loads(json.dumps(b.describe()))
+    assert settings["retrain_recipes"] == list(recipes) and DifferentiableBackend.from_json(settings) == b
+
+
+def test_without_recipes_the_architecture_trains_as_derived(monkeypatch):
+    from lpgnas.arch import baseline
+
+    b = DifferentiableBackend(dataset=SYNTH)
+    assert "retrain_recipes" not in b.describe()  # tunes from before the setting resume
+    monkeypatch.setattr(DifferentiableBackend, "_retrain", _fake_retrain({None: 0.5, "gat": 0.5}))
+    arch = dataclasses.replace(baseline("gcn", num_classes=3), dropout=0.3)
+    kept, _, chosen = b._retrain_best(arch, None, None, "public")
+    assert kept is arch and chosen == {"epochs": 200}
+    assert b._retrain_best(arch, None, None, "public", model="gat")[2] == {"epochs": 400}
 
 
 @pytest.mark.parametrize("split, label, want", [

@@ -67,6 +67,11 @@ class DifferentiableBackend:
     the retraining runs and the baselines alike (``None``: the defaults of the comparable baseline,
     GCN for node tasks and GIN for graph tasks, from ``lpgnas.train.TRAIN_DEFAULTS``; a dataset the
     published set-ups under-train, such as Amazon Photo, needs a set-up chosen on validation).
+    retrain_recipes: training recipes (:func:`lpgnas.train.apply_recipe`: a published model's dropouts and
+    optimisation set-up, e.g. ``("gcn", "gat")``) each retraining tries, keeping the one with the best mean
+    validation accuracy (recorded as ``search.retrain.recipe`` of the trial's architecture, which
+    ``lpgnas train --arch`` then follows); the baselines try the same ones and their own. ``None`` (the
+    default): one set-up, the comparable baseline's (see above), the architecture's dropouts kept.
     baseline_ids: ids of :func:`task_baselines` to train as reference points, ``("default",)`` for
     all of the task's, ``()`` for none.
     split: node tasks, ``public``, ``random`` or ``per-class`` (:func:`lpgnas.data.node_split`): the
@@ -93,6 +98,7 @@ class DifferentiableBackend:
     retrain_seeds: int = 3
     retrain_epochs: int | None = None
     retrain_weight_decay: float | None = None
+    retrain_recipes: tuple[str, ...] | None = None
     baseline_ids: tuple[str, ...] = (_DEFAULT,)
     split: str | None = None
 
@@ -112,7 +118,9 @@ class DifferentiableBackend:
             fix("space", spaces[0] if len(spaces) == 1 else spaces)
         elif isinstance(self.space, str) and self.space:
             fix("space", _absolute_space(self.space))
-        for name in ("lambdas", "lambda_range", "seeds", "temperature"):
+        if isinstance(self.retrain_recipes, str):
+            fix("retrain_recipes", tuple(p.strip() for p in self.retrain_recipes.split(",") if p.strip()))
+        for name in ("lambdas", "lambda_range", "seeds", "temperature", "retrain_recipes"):
             v = getattr(self, name)
             if v is not None and not isinstance(v, (str, bytes)):
                 fix(name, tuple(v))
@@ -158,6 +166,14 @@ class DifferentiableBackend:
             wd = self.retrain_weight_decay
             if not is_finite_number(wd) or wd < 0:
                 raise ConfigError("retrain_weight_decay", f"must be a number >= 0, got {wd!r}")
+        if self.retrain_recipes is not None:
+            from lpgnas.train import TRAIN_DEFAULTS
+
+            known = sorted({m for (m, _) in TRAIN_DEFAULTS})
+            r = self.retrain_recipes
+            if not r or any(not isinstance(v, str) or v not in known for v in r) or len(set(r)) != len(r):
+                raise ConfigError("retrain_recipes", f"expected distinct names from {', '.join(known)}, "
+                                                     f"got {list(r)!r}")
         t = self.temperature
         if len(t) != 2 or not all(is_finite_number(v) and v > 0 for v in t):
             raise ConfigError("temperature", f"must be START, END > 0, got {list(t)!r}")
@@ -182,7 +198,7 @@ class DifferentiableBackend:
         for k, v in out.items():
             if isinstance(v, tuple):
                 out[k] = list(v)
-        for key in ("split", "retrain_weight_decay"):
+        for key in ("split", "retrain_weight_decay", "retrain_recipes"):
             if out[key] is None:
                 del out[key]  # the default: a tune.json written before the setting holds the same tune
         return out
@@ -296,20 +312,21 @@ class DifferentiableBackend:
                           t_start=float(self.temperature[0]), t_end=float(self.temperature[1]),
                           split=split_kind, split_seed=split_seed)
         result = search(space, obj, config=sc, dataset=self.dataset, arrays=arrays)
-        runs = self._retrain(result.arch, obj, arrays, label)
+        trained, runs, chosen = self._retrain_best(result.arch, obj, arrays, label)
         split = self.split or label
         vals = [r.val_acc for r in runs]
         tests = [r.test_acc for r in runs]
-        retrain = {"seeds": len(runs), "epochs": self._train_config(result.arch.task).epochs,
+        retrain = {"seeds": len(runs), "epochs": chosen.pop("epochs"),
                    "val_acc": _mean(vals), "test_acc": _mean(tests), "val_acc_std": _std(vals),
-                   "test_acc_std": _std(tests), "split": split}
-        arch = dataclasses.replace(result.arch, search={**(result.arch.search or {}), "retrain": retrain})
+                   "test_acc_std": _std(tests), "split": split, **chosen}
+        arch = dataclasses.replace(trained, search={**(result.arch.search or {}), "retrain": retrain})
         s = result.summary
         extra = {"search_val_acc": s["val_acc"], "search_test_acc": s["test_acc"],
                  "supernet_val_acc": s["supernet_val_acc"], "search_seconds": s["search_seconds"],
                  "compile_seconds": s["compile_seconds"], "val_accs": vals, "test_accs": tests,
                  "val_acc_std": retrain["val_acc_std"], "test_acc_std": retrain["test_acc_std"],
-                 "split": split, **_node_identity()}
+                 "split": split, **{k: retrain[k] for k in ("recipe", "recipe_val_acc") if k in retrain},
+                 **_node_identity()}
         return {
             **self._costs(arch, obj),
             "val_acc": _mean(vals),
@@ -349,6 +366,30 @@ class DifferentiableBackend:
         if self.split == "public" and label != "public":
             raise ConfigError("split", f"{self.dataset} has no public split; use random or per-class")
         return self.split, None  # drawn with the trial's search seed
+
+    def _retrain_best(self, arch, obj, arrays, label: str, model: str | None = None) -> tuple[Any, list, dict]:
+        """Retrain ``arch`` under each of :attr:`retrain_recipes` (a baseline ``model`` also under its own,
+        first) and keep the recipe with the best mean validation accuracy (ties: the earlier one):
+        ``(arch as trained, its runs, {"epochs", "recipe", "recipe_val_acc"})``; without recipes, the one
+        set-up of ``model`` (default: the task's comparable baseline) and ``{"epochs"}``."""
+        from lpgnas.train import apply_recipe
+
+        if self.retrain_recipes is None:
+            runs = self._retrain(arch, obj, arrays, label, model=model)
+            return arch, runs, {"epochs": self._train_config(arch.task, model).epochs}
+        names = tuple(self.retrain_recipes)
+        if model is not None and model not in names:
+            names = (model, *names)
+        best, by_name = None, {}
+        for name in names:
+            candidate = apply_recipe(arch, name)[0]
+            runs = self._retrain(candidate, obj, arrays, label, model=name)
+            by_name[name] = _mean([r.val_acc for r in runs])
+            if best is None or by_name[name] > by_name[best[0]]:
+                best = (name, candidate, runs)
+        name, candidate, runs = best
+        return candidate, runs, {"epochs": self._train_config(arch.task, name).epochs, "recipe": name,
+                                 "recipe_val_acc": by_name}
 
     def _retrain(self, arch, obj, arrays, label: str, model: str | None = None) -> list:
         from lpgnas import data as D
@@ -398,19 +439,20 @@ class DifferentiableBackend:
             arch = baseline(model, task="graph")
         if quant != "fp32":
             arch = dataclasses.replace(arch, quant=QuantConfig.preset(quant))
-        runs = self._retrain(arch, obj, arrays, label, model=model)
+        arch, runs, chosen = self._retrain_best(arch, obj, arrays, label, model=model)
         vals = [r.val_acc for r in runs]
         tests = [r.test_acc for r in runs]
-        epochs = self._train_config(task, model).epochs
+        epochs = chosen.pop("epochs")
         arch = dataclasses.replace(arch, search={"baseline": bid, "dataset": self.dataset, "retrain": {
             "seeds": len(runs), "epochs": epochs, "val_acc": _mean(vals), "test_acc": _mean(tests),
-            "val_acc_std": _std(vals), "test_acc_std": _std(tests), "split": split}})
+            "val_acc_std": _std(vals), "test_acc_std": _std(tests), "split": split, **chosen}})
         result = TrialResult(
             trial_id=bid, backend="baseline", dataset=self.dataset, val_acc=_mean(vals), test_acc=_mean(tests),
             seconds=time.perf_counter() - t0, name=f"{quant} {model}", node=socket.gethostname(),
-            config={"model": model, "quant": quant, "epochs": epochs, "seeds": len(runs)},
+            config={"model": model, "quant": quant, "epochs": epochs, "seeds": len(runs),
+                    **({"recipe": chosen["recipe"]} if "recipe" in chosen else {})},
             extra={"val_accs": vals, "test_accs": tests, "val_acc_std": _std(vals), "test_acc_std": _std(tests),
-                   "split": split},
+                   "split": split, **chosen},
             **self._costs(arch, obj))
         return result, arch
 
