@@ -357,6 +357,23 @@ def test_retraining_keeps_the_recipe_best_on_validation(monkeypatch, recipes, mo
     assert settings["retrain_recipes"] == list(recipes) and DifferentiableBackend.from_json(settings) == b
 
 
+def test_a_trial_records_the_recipe_it_kept(tmp_path):
+    from lpgnas.arch import Architecture, write_architecture
+    from lpgnas.train import recorded_recipe
+
+    b = DifferentiableBackend(space="tiny", dataset=SYNTH, epochs=2, finetune=1, retrain_seeds=1, retrain_epochs=2,
+                              baseline_ids=(), retrain_recipes=("gcn", "gat"))
+    report = b.run_trial({"lambda": 1.0, "seed": 0, "cost": "size"})
+    arch = Architecture.from_json(json.loads(report["arch_json"]))
+    retrain = arch.search["retrain"]
+    assert set(retrain["recipe_val_acc"]) == {"gcn", "gat"}
+    assert retrain["recipe_val_acc"][retrain["recipe"]] == max(retrain["recipe_val_acc"].values())
+    assert arch.dropout == {"gcn": 0.5, "gat": 0.6}[retrain["recipe"]]
+    assert json.loads(report["extra"])["recipe"] == retrain["recipe"]
+    write_architecture(arch, str(tmp_path / "arch.json"))
+    assert recorded_recipe(read_architecture(str(tmp_path / "arch.json"))) == retrain["recipe"]
+
+
 def test_without_recipes_the_architecture_trains_as_derived(monkeypatch):
     from lpgnas.arch import baseline
 
