@@ -37,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data-root", default=None, help="data root (default: $LPGNAS_DATA, else the user cache)")
     t.add_argument("--seeds", type=int, default=10, help="number of seeds (node tasks)")
     t.add_argument("--folds", type=int, default=10, help="cross-validation folds (graph tasks)")
+    t.add_argument("--fold", default=None, metavar="I[,I...]",
+                   help="run only these folds (0-based) of the --folds cross-validation (graph tasks): a long "
+                        "cross-validation in pieces, each fold trained exactly as in the full run")
     t.add_argument("--split", choices=NODE_SPLITS, default=None,
                    help="node split: public (Planetoid), random 60/20/20 or 20/30 per class, re-drawn per seed")
     t.add_argument("--recipe", choices=sorted({m for (m, _) in TRAIN_DEFAULTS}), default=None,
@@ -256,6 +259,22 @@ def _progress(enabled: bool, desc: str):
     return update, bar.close
 
 
+def _fold_ids(text: str | None, k: int) -> set[int]:
+    """The folds ``--fold`` names (0-based, comma-separated), all ``k`` without it."""
+    if text is None:
+        return set(range(k))
+    try:
+        ids = {int(v) for v in text.split(",") if v.strip()}
+    except ValueError:
+        ids = set()
+    if not ids:
+        raise ConfigError("--fold", f"expected comma-separated fold numbers, got {text!r}")
+    bad = sorted(i for i in ids if not 0 <= i < k)
+    if bad:
+        raise ConfigError("--fold", f"fold {bad[0]} does not exist: the cross-validation has folds 0..{k - 1}")
+    return ids
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
     from lpgnas import data as D
     from lpgnas.arch import baseline, read_architecture
@@ -268,6 +287,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
     task = "graph" if isinstance(obj, D.GraphDataset) else "node"
     if args.readout is not None and task != "graph":
         raise ConfigError("--readout", f"pools graphs; {args.dataset} is a node-level dataset")
+    if args.fold is not None and task != "graph":
+        raise ConfigError("--fold", f"picks cross-validation folds (graph tasks); {args.dataset} is a node-level "
+                                    "dataset (use --seeds)")
     if args.arch is not None:
         arch = read_architecture(args.arch)
         if arch.task != task:
@@ -342,7 +364,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         dataset = obj
         arch, config = _with_quant(arch, quant, defaults, args, dataset.num_features, dataset.num_classes, None)
         splits = D.kfold_splits(dataset.labels, k=args.folds, seed=0, folds=dataset.folds)
+        fold_ids = _fold_ids(args.fold, len(splits))
         for fold, split in enumerate(splits):
+            if fold not in fold_ids:
+                continue
             update, close = _progress(show, f"fold {fold + 1}/{len(splits)}")
             result, model = train_graph(arch, dataset, split, seed=fold, config=config, progress=update)
             close()
@@ -355,7 +380,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
                       f"(best epoch {result.best_epoch}, {result.train_seconds:.1f}s)")
         summary_extra["split"] = f"{len(splits)}-fold"
         summary_extra["folds"] = len(splits)
-        summary_extra["seeds"] = len(splits)
+        summary_extra["seeds"] = len(runs)
+        summary_extra["fold_ids"] = sorted(fold_ids)
     summary = summarize(runs)
     if args.save is not None:
         from lpgnas.nn import save_model
@@ -364,6 +390,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         summary_extra["model_path"] = args.save
     summary_extra["quant"] = "fp32" if arch.quant is None else (arch.quant.name or "custom")
     summary_extra.update(_mean_cost(costs))
+    summary_extra["val_accs"] = [round(100 * r.val_acc, 3) for r in runs]  # per seed / fold, in run order
+    summary_extra["test_accs"] = [round(100 * r.test_acc, 3) for r in runs]
     out = {"dataset": args.dataset, "model": model_name, **summary_extra, **summary.to_json(),
            "config": {k: v for k, v in dataclasses.asdict(config).items() if k not in ("aux_loss",)}}
     if args.json:

@@ -106,3 +106,27 @@ def test_recipe_flag_and_the_recipe_a_tune_recorded(capsys, tmp_path, data_root)
 def test_a_recipe_of_the_wrong_task_exits_2(capsys, data_root):
     code, _, err = _run(capsys, "train", "--dataset", "mutag", "--recipe", "appnp", "--data-root", data_root)
     assert code == 2 and "--recipe" in err and "appnp" in err and "Traceback" not in err
+
+
+def test_a_fold_alone_trains_as_in_the_full_cross_validation(capsys, data_root):
+    common = ["train", "--dataset", "mutag", "--folds", "3", "--epochs", "2", "--hidden", "8", "--layers", "2",
+              "--json", "--data-root", data_root]
+    code, out, err = _run(capsys, *common)
+    assert code == 0, err
+    full = json.loads(out.strip().splitlines()[-1])
+    assert full["fold_ids"] == [0, 1, 2] and len(full["test_accs"]) == 3
+    code, out, err = _run(capsys, *common, "--fold", "2,1")
+    assert code == 0, err
+    part = json.loads(out.strip().splitlines()[-1])
+    assert part["fold_ids"] == [1, 2] and part["seeds"] == 2
+    assert (part["val_accs"], part["test_accs"]) == (full["val_accs"][1:], full["test_accs"][1:])
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["--dataset", "mutag", "--folds", "3", "--fold", "3"], "folds 0..2"),
+    (["--dataset", "mutag", "--fold", "a"], "--fold"),
+    (["--dataset", "cora", "--fold", "0"], "node-level"),
+])
+def test_bad_fold_exits_2(capsys, data_root, argv, needle):
+    code, _, err = _run(capsys, "train", *argv, "--data-root", data_root)
+    assert code == 2 and needle in err and "Traceback" not in err
