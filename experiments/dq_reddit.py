@@ -57,10 +57,11 @@ def run_folds(rows: list[str], log: str, budget_s: float | None, out: str) -> di
                 print(f"budget spent: stopping before {row} fold {fold}", flush=True)
                 return done
             t0 = time.perf_counter()
-            out = run_json(f"{ROWS[row]} --fold {fold}")
+            summary = run_json(f"{ROWS[row]} --fold {fold}")
             rec = {"row": row, "fold": fold, "command": f"lpgnas {ROWS[row]} --fold {fold}",
-                   "val_acc": out["val_accs"][0], "test_acc": out["test_accs"][0], "epochs": out["epochs"],
-                   **{k: out[k] for k in ("model_size_bits", "fp32_model_size_bits", "compression",
+                   "val_acc": summary["val_accs"][0], "test_acc": summary["test_accs"][0],
+                   "epochs": summary["epochs"],
+                   **{k: summary[k] for k in ("model_size_bits", "fp32_model_size_bits", "compression",
                                           "avg_feature_bits")},
                    "wall_seconds": round(time.perf_counter() - t0, 1)}
             with open(log, "a") as f:  # append-only: a finished fold is never lost
