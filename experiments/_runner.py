@@ -25,16 +25,24 @@ def run_json(argv: str) -> dict:
     return json.loads(buf.getvalue().strip().splitlines()[-1])
 
 
+def read_log(path: str) -> list[dict]:
+    """The records of an append-only JSONL log (none when it does not exist yet)."""
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def append_log(path: str, rec: dict) -> None:
+    """Append one finished record: a record once written is never lost or rewritten."""
+    with open(path, "a") as f:
+        f.write(json.dumps(rec) + "\n")
+
+
 def run_rows(rows: dict[str, str], wanted: Iterable[str], log: str, extra: Callable[[str], dict] | None = None,
              report: Callable[[dict], str] | None = None) -> dict[str, dict]:
     """Run each wanted row's command unless the log already holds it; returns all logged rows."""
-    done: dict[str, dict] = {}
-    if os.path.exists(log):
-        with open(log) as f:
-            for line in f:
-                if line.strip():
-                    rec = json.loads(line)
-                    done[rec["row"]] = rec
+    done = {rec["row"]: rec for rec in read_log(log)}
     for row in wanted:
         if row in done:
             continue
@@ -43,8 +51,7 @@ def run_rows(rows: dict[str, str], wanted: Iterable[str], log: str, extra: Calla
         t0 = time.perf_counter()
         rec = {"row": row, "command": f"lpgnas {rows[row]}", **(extra(row) if extra else {}), **run_json(rows[row]),
                "wall_seconds": round(time.perf_counter() - t0, 1)}
-        with open(log, "a") as f:  # append-only: a finished row is never lost
-            f.write(json.dumps(rec) + "\n")
+        append_log(log, rec)
         done[row] = rec
         if report:
             print(report(rec), flush=True)

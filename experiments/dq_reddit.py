@@ -16,12 +16,11 @@ carve-out; test accuracy is reported.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 
 import numpy as np
-from _runner import machine, run_json, write_atomic
+from _runner import append_log, machine, read_log, run_json, write_atomic
 
 FOLDS = 10
 # The FP32 GIN set-up that meets the foundation target on REDDIT-BINARY (baselines.md: mean readout, 200 epochs).
@@ -33,19 +32,8 @@ REFERENCE = {"dq-int8": "92.4 ± 2.6", "int8": "75.7 (naive QAT)", "dq-int4": "8
              "fp32": "-"}
 
 
-def read_log(path: str) -> dict[tuple[str, int], dict]:
-    done = {}
-    if os.path.exists(path):
-        with open(path) as f:
-            for line in f:
-                if line.strip():
-                    rec = json.loads(line)
-                    done[(rec["row"], rec["fold"])] = rec
-    return done
-
-
 def run_folds(rows: list[str], log: str, budget_s: float | None, out: str) -> dict[tuple[str, int], dict]:
-    done = read_log(log)
+    done = {(rec["row"], rec["fold"]): rec for rec in read_log(log)}
     t_start = time.perf_counter()
     for row in rows:
         if row not in ROWS:
@@ -64,8 +52,7 @@ def run_folds(rows: list[str], log: str, budget_s: float | None, out: str) -> di
                    **{k: summary[k] for k in ("model_size_bits", "fp32_model_size_bits", "compression",
                                           "avg_feature_bits")},
                    "wall_seconds": round(time.perf_counter() - t0, 1)}
-            with open(log, "a") as f:  # append-only: a finished fold is never lost
-                f.write(json.dumps(rec) + "\n")
+            append_log(log, rec)  # a finished fold is never lost
             done[(row, fold)] = rec
             write_atomic(out, report(done))  # the table is current after every fold
             print(f"{row} fold {fold}: test {rec['test_acc']:.2f} val {rec['val_acc']:.2f} "

@@ -21,7 +21,7 @@ from lpgnas.errors import ConfigError, LpgnasError
 __all__ = ["main", "build_parser", "TRAIN_DEFAULTS"]
 
 from lpgnas.train import TRAIN_DEFAULTS  # noqa: E402  (re-exported: the published set-ups)
-from lpgnas.train import apply_recipe, recorded_recipe  # noqa: E402
+from lpgnas.train import apply_recipe, recipes, recorded_recipe  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "cross-validation in pieces, each fold trained exactly as in the full run")
     t.add_argument("--split", choices=NODE_SPLITS, default=None,
                    help="node split: public (Planetoid), random 60/20/20 or 20/30 per class, re-drawn per seed")
-    t.add_argument("--recipe", choices=sorted({m for (m, _) in TRAIN_DEFAULTS}), default=None,
+    t.add_argument("--recipe", choices=recipes(), default=None,
                    help="train as this published model is (its dropouts, learning rate, weight decay, epochs; "
                         "--epochs/--lr/... still override). Default: the recipe a tune chose for the architecture on "
                         "validation (search.retrain.recipe of its JSON), else APPNP's for a propagation block, else "
@@ -311,11 +311,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         # the published optimisation set-up closest to the architecture: the one its tune chose on
         # validation (the dropouts are already in the JSON), APPNP's for a propagation block, else
         # that of the first layer's op
-        if recorded_recipe(arch) is not None:
-            op = recorded_recipe(arch)
-        elif arch.propagation is not None:
+        op = recorded_recipe(arch)
+        if op is None and arch.propagation is not None:
             op = "appnp"
-        else:
+        elif op is None:
             op = arch.layers[0].op if arch.layers[0].op in ("gcn", "gat", "gin", "sage") else "gcn"
         defaults = dict(TRAIN_DEFAULTS[(op, task)])
     quant = _quant_config(args)

@@ -57,9 +57,11 @@ TRAIN_DEFAULTS = {
 }
 
 
-def recipes(task: str) -> tuple[str, ...]:
+def recipes(task: str | None = None) -> tuple[str, ...]:
     """The training recipes of a ``task`` (``node`` | ``graph``): the models of
-    :data:`TRAIN_DEFAULTS`, each a published set-up."""
+    :data:`TRAIN_DEFAULTS`, each a published set-up; without a task, every recipe name (sorted)."""
+    if task is None:
+        return tuple(sorted({m for (m, _) in TRAIN_DEFAULTS}))
     return tuple(m for (m, t) in TRAIN_DEFAULTS if t == task)
 
 

@@ -107,7 +107,7 @@ def test_a_recipe_sets_dropouts_and_optimisation_but_keeps_the_layers(name, task
     assert (trained.dropout, trained.input_dropout, trained.attn_dropout) == dropouts
     assert trained.layers == arch.layers and trained.task == task
     assert config == TRAIN_DEFAULTS[(name, task)] and config is not TRAIN_DEFAULTS[(name, task)]
-    assert name in recipes(task)
+    assert name in recipes(task) and name in recipes() and recipes() == tuple(sorted(set(recipes())))
 
 
 @pytest.mark.parametrize("name, task", [("appnp", "graph"), ("mlp", "node")])

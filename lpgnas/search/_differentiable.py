@@ -167,9 +167,9 @@ class DifferentiableBackend:
             if not is_finite_number(wd) or wd < 0:
                 raise ConfigError("retrain_weight_decay", f"must be a number >= 0, got {wd!r}")
         if self.retrain_recipes is not None:
-            from lpgnas.train import TRAIN_DEFAULTS
+            from lpgnas.train import recipes
 
-            known = sorted({m for (m, _) in TRAIN_DEFAULTS})
+            known = recipes()
             r = self.retrain_recipes
             if not r or any(not isinstance(v, str) or v not in known for v in r) or len(set(r)) != len(r):
                 raise ConfigError("retrain_recipes", f"expected distinct names from {', '.join(known)}, "
