@@ -15,7 +15,7 @@ import numpy as np
 
 from lpgnas._validate import finite_number
 from lpgnas.arch import READOUTS
-from lpgnas.data import NODE_SPLITS
+from lpgnas.data import DEGREE_ENCODINGS, NODE_SPLITS
 from lpgnas.errors import ConfigError, LpgnasError
 
 __all__ = ["main", "build_parser", "TRAIN_DEFAULTS"]
@@ -57,6 +57,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="graph pooling of every layer (graph tasks; default: the architecture's, sum for the "
                         "GIN baseline; mean keeps the logits of large graphs in range)")
     t.add_argument("--batch-size", type=int, default=None, help="graphs per batch (graph tasks)")
+    t.add_argument("--degree-encoding", choices=DEGREE_ENCODINGS, default=None,
+                   help="node features of graph sets without node labels (graph tasks): onehot, the degree clipped "
+                        "at 64 (default), or normalized, one column of the degree standardised over the set "
+                        "(PyTorch Geometric's choice for sets with hubs, e.g. REDDIT-BINARY)")
+    t.add_argument("--select", choices=("acc", "loss"), default=None,
+                   help="the validation figure that picks the kept epoch: acc (default; ties: lower loss) or loss "
+                        "(ties: higher accuracy)")
     q = t.add_mutually_exclusive_group()
     q.add_argument("--quant", default=None, metavar="SCHEME",
                    help="quantisation scheme, one of: " + ", ".join(_presets()) + " (default: the architecture's own, "
@@ -283,8 +290,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
     for name in ("seeds", "folds"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name}", f"must be at least 1, got {getattr(args, name)}")
-    obj = D.load_dataset(args.dataset, args.data_root)
+    obj = D.load_dataset(args.dataset, args.data_root, degree_encoding=args.degree_encoding or "onehot")
     task = "graph" if isinstance(obj, D.GraphDataset) else "node"
+    if args.degree_encoding is not None and task != "graph":
+        raise ConfigError("--degree-encoding", f"encodes the degree of graph-level sets; {args.dataset} is a "
+                                               "node-level dataset")
     if args.readout is not None and task != "graph":
         raise ConfigError("--readout", f"pools graphs; {args.dataset} is a node-level dataset")
     if args.fold is not None and task != "graph":
@@ -319,7 +329,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         defaults = dict(TRAIN_DEFAULTS[(op, task)])
     quant = _quant_config(args)
     for flag, key in (("epochs", "epochs"), ("lr", "lr"), ("weight_decay", "weight_decay"),
-                      ("patience", "patience"), ("batch_size", "batch_size")):
+                      ("patience", "patience"), ("batch_size", "batch_size"), ("select", "select")):
         value = getattr(args, flag)
         if value is not None:
             defaults[key] = value
@@ -373,7 +383,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             runs.append(result)
             costs.append(_graph_cost(model, dataset))
             keep_best(result, model, dict(in_dim=dataset.num_features, num_classes=dataset.num_classes,
-                                          num_nodes=None, row_normalize=False, split=f"fold-{fold}"))
+                                          num_nodes=None, row_normalize=False, split=f"fold-{fold}",
+                                          degree_encoding=args.degree_encoding or "onehot"))
             if not args.json:
                 print(f"fold {fold + 1}: val {100 * result.val_acc:.2f}  test {100 * result.test_acc:.2f}  "
                       f"(best epoch {result.best_epoch}, {result.train_seconds:.1f}s)")
@@ -381,6 +392,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         summary_extra["folds"] = len(splits)
         summary_extra["seeds"] = len(runs)
         summary_extra["fold_ids"] = sorted(fold_ids)
+        summary_extra["degree_encoding"] = args.degree_encoding or "onehot"
     summary = summarize(runs)
     if args.save is not None:
         from lpgnas.nn import save_model

@@ -26,12 +26,17 @@ def test_train_json_summary_is_last_line(capsys, data_root):
     assert 0 <= summary["test_acc_mean"] <= 100
 
 
-def test_train_graph_task_with_folds(capsys, data_root):
+@pytest.mark.parametrize("extra, select, encoding", [
+    ([], "acc", "onehot"),
+    (["--select", "loss", "--degree-encoding", "normalized"], "loss", "normalized"),
+])
+def test_train_graph_task_with_folds(capsys, data_root, extra, select, encoding):
     code, out, err = _run(capsys, "train", "--dataset", "mutag", "--folds", "2", "--epochs", "2", "--hidden", "8",
-                          "--layers", "2", "--json", "--data-root", data_root)
+                          "--layers", "2", "--json", "--data-root", data_root, *extra)
     assert code == 0, err
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["model"] == "gin" and summary["folds"] == 2
+    assert summary["config"]["select"] == select and summary["degree_encoding"] == encoding
 
 
 @pytest.mark.parametrize("argv,needle", [
@@ -40,6 +45,7 @@ def test_train_graph_task_with_folds(capsys, data_root):
     (["--dataset", "amazon-photo", "--split", "public"], "--split"),
     (["--dataset", "synthetic:nodes=50,bogus=1"], "bogus"),
     (["--dataset", "cora", "--readout", "mean"], "--readout"),
+    (["--dataset", "cora", "--degree-encoding", "normalized"], "--degree-encoding"),
 ])
 def test_bad_input_exits_2_with_message(capsys, data_root, argv, needle):
     code, out, err = _run(capsys, "train", *argv, "--data-root", data_root)

@@ -49,7 +49,7 @@ def test_public_api():
     for name in data.__all__:
         assert hasattr(data, name), name
     assert {"Graph", "GraphDataset", "Split", "PaddedBatch", "Bucket", "resolve_data_root", "load_dataset",
-            "DATASETS", "row_normalize", "public_split", "random_split", "per_class_split", "kfold_splits",
+            "DATASETS", "DEGREE_ENCODINGS", "row_normalize", "public_split", "random_split", "per_class_split", "kfold_splits",
             "make_buckets", "iterate_batches", "dataset_stats", "synthetic_graph"} <= set(data.__all__)
     assert {"cora", "citeseer", "pubmed", "amazon-photo", "coauthor-physics", "mutag", "proteins",
             "reddit-binary", "imdb-binary", "collab", "ptc"} <= set(DATASETS)
@@ -59,6 +59,7 @@ def test_public_api():
     ("imagenet", {}, "dataset"),
     ("mutag", {"tu_format": "xml"}, "tu_format"),
     ("mutag", {"degree_cap": 0}, "degree_cap"),
+    ("mutag", {"degree_encoding": "log"}, "degree_encoding"),
 ])
 def test_load_dataset_config_errors(tmp_path, name, kw, field):
     with pytest.raises(ConfigError) as e:

@@ -88,10 +88,33 @@ def test_degree_features_cap_column():
     np.testing.assert_array_equal(f, [[0, 0, 1], [0, 1, 0], [0, 0, 1], [1, 0, 0]])
 
 
-def test_constant_gin_tags_give_degree_features(tmp_path):
+def test_degree_features_normalized_standardises_over_the_set():
+    deg = np.array([3, 1, 2, 0])
+    f = degree_features(np.array([0, 0, 0, 1, 2, 2]), 4, encoding="normalized")
+    assert f.shape == (4, 1) and f.dtype == np.float32
+    np.testing.assert_allclose(f[:, 0], (deg - deg.mean()) / deg.std(ddof=1), rtol=1e-6)
+    # a constant degree (every node the same) gives zeros, not a division by zero
+    np.testing.assert_array_equal(degree_features(np.array([0, 1]), 2, encoding="normalized"), [[0.0], [0.0]])
+    with pytest.raises(ValueError, match="degree encoding"):
+        degree_features(np.array([0]), 1, encoding="log")
+
+
+@pytest.mark.parametrize("loader", ["gin", "tu"])
+def test_loaders_pass_the_degree_encoding(tmp_path, loader):
+    ds = (load_gin_text(_constant_tags_file(tmp_path), degree_encoding="normalized") if loader == "gin"
+          else load_tu_files(write_tu(tmp_path, node_labels=False), degree_encoding="normalized"))
+    assert ds.num_features == 1
+    np.testing.assert_allclose(ds.nodes.mean(), 0.0, atol=1e-6)
+
+
+def _constant_tags_file(tmp_path):
     p = tmp_path / "T.txt"
     p.write_text("1\n3 0\n5 2 1 2\n5 1 0\n5 1 0\n")
-    ds = load_gin_text(p, degree_cap=64)
+    return p
+
+
+def test_constant_gin_tags_give_degree_features(tmp_path):
+    ds = load_gin_text(_constant_tags_file(tmp_path), degree_cap=64)
     assert ds.num_features == 65
     np.testing.assert_array_equal(ds.nodes.argmax(axis=1), [2, 1, 1])
 

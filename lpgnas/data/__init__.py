@@ -21,6 +21,7 @@ from lpgnas.data._splits import (
 )
 from lpgnas.data._stats import dataset_stats
 from lpgnas.data._synthetic import synthetic_graph
+from lpgnas.data._tu import DEGREE_ENCODINGS
 
 __all__ = [
     "Graph",
@@ -31,6 +32,7 @@ __all__ = [
     "resolve_data_root",
     "load_dataset",
     "DATASETS",
+    "DEGREE_ENCODINGS",
     "row_normalize",
     "NODE_SPLITS",
     "check_node_split",

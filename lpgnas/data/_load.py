@@ -13,7 +13,8 @@ from lpgnas.data._graph import Graph, GraphDataset
 from lpgnas.data._npz import load_npz_graph
 from lpgnas.data._planetoid import load_planetoid, planetoid_files
 from lpgnas.data._synthetic import SYNTHETIC_PREFIX, parse_synthetic_spec, synthetic_graph
-from lpgnas.data._tu import DEFAULT_DEGREE_CAP, find_tu_prefix, load_folds, load_gin_text, load_tu_files
+from lpgnas.data._tu import (DEFAULT_DEGREE_CAP, DEGREE_ENCODINGS, find_tu_prefix, load_folds, load_gin_text,
+                             load_tu_files)
 from lpgnas.errors import ConfigError, DataError
 
 __all__ = ["DATASETS", "load_dataset"]
@@ -104,14 +105,17 @@ def _locate(name: str, spec: _Spec, root: pathlib.Path, download: bool, tu_forma
 
 
 def load_dataset(name: str, root: str | os.PathLike | None = None, *, download: bool = True,
-                 tu_format: str = "auto", degree_cap: int = DEFAULT_DEGREE_CAP) -> Graph | GraphDataset:
+                 tu_format: str = "auto", degree_cap: int = DEFAULT_DEGREE_CAP,
+                 degree_encoding: str = "onehot") -> Graph | GraphDataset:
     """Load dataset ``name`` (see :data:`DATASETS`) from ``<root>/<name>/``.
 
     ``root`` defaults to :func:`resolve_data_root` (``$LPGNAS_DATA``, else the per-user cache).
     Missing datasets are looked up in the per-user cache and, with ``download``, fetched there
     (checksummed). ``tu_format`` picks the TU reader: ``"gin"`` (GIN text), ``"tu"`` (original
-    TU files) or ``"auto"`` (GIN text when present). ``degree_cap`` bounds the one-hot degree
-    features of sets without node labels. ``"synthetic:k=v,..."`` generates a graph instead
+    TU files) or ``"auto"`` (GIN text when present). Sets without node labels get degree features:
+    ``degree_encoding="onehot"``, the one-hot of the degree clipped at ``degree_cap``, or
+    ``"normalized"``, one column of the degree standardised over the set (PyTorch Geometric's choice
+    for sets with hubs of degree 1000 or more, such as REDDIT-BINARY). ``"synthetic:k=v,..."`` generates a graph instead
     (see :func:`synthetic_graph`).
 
     Node-classification sets give a :class:`Graph` (Planetoid with its public split, others with
@@ -132,6 +136,8 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, *, download: 
         raise ConfigError("tu_format", f"must be one of {', '.join(TU_FORMATS)}, got {tu_format!r}")
     if int(degree_cap) < 1:
         raise ConfigError("degree_cap", f"must be >= 1, got {degree_cap}")
+    if degree_encoding not in DEGREE_ENCODINGS:
+        raise ConfigError("degree_encoding", f"must be one of {', '.join(DEGREE_ENCODINGS)}, got {degree_encoding!r}")
     d = _locate(key, spec, resolve_data_root(root), download, tu_format)
     if spec.kind == "planetoid":
         return load_planetoid(d, key)
@@ -139,9 +145,10 @@ def load_dataset(name: str, root: str | os.PathLike | None = None, *, download: 
         return load_npz_graph(d / spec.file, key)
     gin = d / f"{spec.gin_name}.txt"
     if tu_format == "gin" or (tu_format == "auto" and gin.is_file()):
-        ds = load_gin_text(gin, name=key, degree_cap=degree_cap)
+        ds = load_gin_text(gin, name=key, degree_cap=degree_cap, degree_encoding=degree_encoding)
     else:
-        ds = load_tu_files(d / "TU", spec.tu_name, name=key, degree_cap=degree_cap)
+        ds = load_tu_files(d / "TU", spec.tu_name, name=key, degree_cap=degree_cap,
+                           degree_encoding=degree_encoding)
     folds = load_folds(d / "10fold_idx", len(ds))
     return ds if folds is None else dataclasses.replace(ds, folds=folds)
 

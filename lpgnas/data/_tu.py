@@ -13,8 +13,12 @@ Original TU files (``TU/<DS>_A.txt`` 1-based global ``row, col`` pairs, ``_graph
 Both give the same :class:`GraphDataset`: edges symmetric without self loops, sorted by receiver
 within each graph; graph labels remapped to ``0..C-1`` in sorted order; node features the one-hot
 of the node tags / labels (sorted order), with node attributes appended; a set without informative
-tags (none, or a single value) gets the one-hot of the node degree clipped at ``degree_cap``
-instead (``degree_cap + 1`` columns, the last meaning ``>= degree_cap``).
+tags (none, or a single value) gets degree features instead: with ``degree_encoding="onehot"``
+(the default) the one-hot of the node degree clipped at ``degree_cap`` (``degree_cap + 1``
+columns, the last meaning ``>= degree_cap``); with ``"normalized"`` one column, the degree
+standardised by the mean and standard deviation over every node of the set (PyTorch Geometric's
+convention for sets whose maximum degree is 1000 or more, e.g. REDDIT-BINARY, where a clipped
+one-hot loses the hubs).
 """
 
 from __future__ import annotations
@@ -30,27 +34,39 @@ from lpgnas.data._graph import GraphDataset
 from lpgnas.data._text import Tokens, read_bytes, tokenize
 from lpgnas.errors import DataError
 
-__all__ = ["load_gin_text", "load_tu_files", "load_folds", "degree_features", "find_tu_prefix"]
+__all__ = ["load_gin_text", "load_tu_files", "load_folds", "degree_features", "find_tu_prefix",
+           "DEGREE_ENCODINGS"]
 
 DEFAULT_DEGREE_CAP = 64
+#: How a set without informative node tags encodes the node degree (see the module docstring).
+DEGREE_ENCODINGS = ("onehot", "normalized")
 
 
-def degree_features(receivers: np.ndarray, num_nodes: int, cap: int = DEFAULT_DEGREE_CAP) -> np.ndarray:
-    """One-hot of the (in-)degree clipped at ``cap``: ``[num_nodes, cap + 1]`` ``float32``."""
+def degree_features(receivers: np.ndarray, num_nodes: int, cap: int = DEFAULT_DEGREE_CAP,
+                    encoding: str = "onehot") -> np.ndarray:
+    """Degree features of ``num_nodes`` nodes from the (in-)degrees of ``receivers``: ``onehot``, the
+    one-hot of the degree clipped at ``cap`` (``[num_nodes, cap + 1]``), or ``normalized``, the
+    degree standardised over these nodes (``[num_nodes, 1]``; a constant degree gives zeros)."""
+    if encoding not in DEGREE_ENCODINGS:
+        raise ValueError(f"degree encoding must be one of {', '.join(DEGREE_ENCODINGS)}, got {encoding!r}")
     if cap < 1:
         raise ValueError(f"degree_cap must be >= 1, got {cap}")
     deg = np.bincount(np.asarray(receivers, np.int64), minlength=num_nodes)
+    if encoding == "normalized":
+        deg = deg.astype(np.float64)
+        std = deg.std(ddof=1) if num_nodes > 1 else 0.0
+        return ((deg - deg.mean()) / (std if std > 0 else 1.0)).astype(np.float32)[:, None]
     return one_hot(np.minimum(deg, cap), cap + 1)
 
 
 def _node_features(path, tags: np.ndarray | None, attrs: np.ndarray | None, receivers_global: np.ndarray,
-                   num_nodes: int, degree_cap: int) -> np.ndarray:
+                   num_nodes: int, degree_cap: int, degree_encoding: str) -> np.ndarray:
     parts = []
     if tags is not None and np.unique(tags).shape[0] > 1:
         idx, depth = remap_labels(path, tags, "node tags")
         parts.append(one_hot(idx, depth))
     else:
-        parts.append(degree_features(receivers_global, num_nodes, degree_cap))
+        parts.append(degree_features(receivers_global, num_nodes, degree_cap, degree_encoding))
     if attrs is not None and attrs.shape[1]:
         attrs = np.asarray(attrs, np.float32)
         check_finite(path, attrs, "node attributes")
@@ -69,7 +85,7 @@ def _as_int(path, values: np.ndarray, what: str, lines: np.ndarray | None = None
 
 
 def _assemble(path, n_node, labels_raw, src_global, dst_global, tags, attrs, degree_cap,
-              name) -> GraphDataset:
+              name, degree_encoding) -> GraphDataset:
     n_node = np.asarray(n_node, np.int64)
     num_nodes = int(n_node.sum())
     senders, receivers, n_edge = canonical_dataset_edges(src_global, dst_global, n_node)
@@ -77,7 +93,7 @@ def _assemble(path, n_node, labels_raw, src_global, dst_global, tags, attrs, deg
     node_off = np.concatenate([[0], np.cumsum(n_node)[:-1]]).astype(np.int64)
     graph_of_edge = np.repeat(np.arange(n_node.shape[0]), n_edge)
     recv_global = receivers.astype(np.int64) + node_off[graph_of_edge]
-    nodes = _node_features(path, tags, attrs, recv_global, num_nodes, degree_cap)
+    nodes = _node_features(path, tags, attrs, recv_global, num_nodes, degree_cap, degree_encoding)
     return GraphDataset(nodes=nodes, senders=senders, receivers=receivers,
                         n_node=n_node.astype(np.int32), n_edge=n_edge, labels=labels,
                         num_classes=num_classes, name=name, folds=None)
@@ -123,8 +139,8 @@ def _gin_walk(path, tk: Tokens, iv: np.ndarray, cnt, off, lineno) -> np.ndarray:
     return headers
 
 
-def load_gin_text(path: str | os.PathLike, *, name: str = "",
-                  degree_cap: int = DEFAULT_DEGREE_CAP) -> GraphDataset:
+def load_gin_text(path: str | os.PathLike, *, name: str = "", degree_cap: int = DEFAULT_DEGREE_CAP,
+                  degree_encoding: str = "onehot") -> GraphDataset:
     """Parse a GIN / powerful-gnns ``<NAME>.txt`` file into a :class:`GraphDataset`."""
     path = pathlib.Path(path)
     tk = tokenize(path, read_bytes(path))
@@ -182,7 +198,7 @@ def load_gin_text(path: str | os.PathLike, *, name: str = "",
         raise DataError(path, f"line {lineno[line_of_token[pos[i]]]}: neighbour id {int(nb[i])} "
                               f"points outside its graph of {int(n_node[g_e[i]])} nodes")
     dst = nb + node_off[g_e]
-    return _assemble(path, n_node, labels_raw, src, dst, tags, attrs, degree_cap, name)
+    return _assemble(path, n_node, labels_raw, src, dst, tags, attrs, degree_cap, name, degree_encoding)
 
 
 # ------------------------------------------------------------------------------------------ TU
@@ -225,7 +241,7 @@ def _matrix(path, tk: Tokens, num_rows: int, what: str) -> np.ndarray:
 
 
 def load_tu_files(directory: str | os.PathLike, prefix: str | None = None, *, name: str = "",
-                  degree_cap: int = DEFAULT_DEGREE_CAP) -> GraphDataset:
+                  degree_cap: int = DEFAULT_DEGREE_CAP, degree_encoding: str = "onehot") -> GraphDataset:
     """Parse the original TU file set ``<directory>/<prefix>_*.txt`` into a :class:`GraphDataset`."""
     d = pathlib.Path(directory)
     prefix = find_tu_prefix(d, prefix)
@@ -280,7 +296,7 @@ def load_tu_files(directory: str | os.PathLike, prefix: str | None = None, *, na
         p = f["node_attributes"]
         attrs = _matrix(p, tokenize(p, read_bytes(p), commas=True), num_nodes, "node attribute")
         check_finite(p, attrs.astype(np.float64), "node attributes")
-    return _assemble(gl_path, n_node, labels_raw, src, dst, tags, attrs, degree_cap, name)
+    return _assemble(gl_path, n_node, labels_raw, src, dst, tags, attrs, degree_cap, name, degree_encoding)
 
 
 # --------------------------------------------------------------------------------------- folds
