@@ -290,7 +290,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     for name in ("seeds", "folds"):
         if getattr(args, name) < 1:
             raise ConfigError(f"--{name}", f"must be at least 1, got {getattr(args, name)}")
-    obj = D.load_dataset(args.dataset, args.data_root, degree_encoding=args.degree_encoding or "onehot")
+    degree_encoding = args.degree_encoding or "onehot"
+    obj = D.load_dataset(args.dataset, args.data_root, degree_encoding=degree_encoding)
     task = "graph" if isinstance(obj, D.GraphDataset) else "node"
     if args.degree_encoding is not None and task != "graph":
         raise ConfigError("--degree-encoding", f"encodes the degree of graph-level sets; {args.dataset} is a "
@@ -384,7 +385,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             costs.append(_graph_cost(model, dataset))
             keep_best(result, model, dict(in_dim=dataset.num_features, num_classes=dataset.num_classes,
                                           num_nodes=None, row_normalize=False, split=f"fold-{fold}",
-                                          degree_encoding=args.degree_encoding or "onehot"))
+                                          degree_encoding=degree_encoding))
             if not args.json:
                 print(f"fold {fold + 1}: val {100 * result.val_acc:.2f}  test {100 * result.test_acc:.2f}  "
                       f"(best epoch {result.best_epoch}, {result.train_seconds:.1f}s)")
@@ -392,7 +393,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         summary_extra["folds"] = len(splits)
         summary_extra["seeds"] = len(runs)
         summary_extra["fold_ids"] = sorted(fold_ids)
-        summary_extra["degree_encoding"] = args.degree_encoding or "onehot"
+        summary_extra["degree_encoding"] = degree_encoding
     summary = summarize(runs)
     if args.save is not None:
         from lpgnas.nn import save_model

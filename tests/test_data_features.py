@@ -49,8 +49,8 @@ def test_public_api():
     for name in data.__all__:
         assert hasattr(data, name), name
     assert {"Graph", "GraphDataset", "Split", "PaddedBatch", "Bucket", "resolve_data_root", "load_dataset",
-            "DATASETS", "DEGREE_ENCODINGS", "row_normalize", "public_split", "random_split", "per_class_split", "kfold_splits",
-            "make_buckets", "iterate_batches", "dataset_stats", "synthetic_graph"} <= set(data.__all__)
+            "DATASETS", "DEGREE_ENCODINGS", "row_normalize", "public_split", "random_split", "per_class_split",
+            "kfold_splits", "make_buckets", "iterate_batches", "dataset_stats", "synthetic_graph"} <= set(data.__all__)
     assert {"cora", "citeseer", "pubmed", "amazon-photo", "coauthor-physics", "mutag", "proteins",
             "reddit-binary", "imdb-binary", "collab", "ptc"} <= set(DATASETS)
 
