@@ -148,6 +148,9 @@ class Architecture:
     ``propagation`` (node tasks only): a :class:`Propagation` applied to the last layer's output
     (APPNP / smoothness-aware propagation), or ``None``.
     ``search`` carries provenance (space, dataset, lambda, seed, metrics) for searched models.
+    Graph tasks read out with ``readout`` (pooling), ``jk`` (pool the input and every layer, one
+    scorer each) and ``norm`` (``batch``: a batch norm after every layer but ``gin`` ones, whose MLP
+    holds its own); node tasks do not use these three fields.
     """
 
     layers: tuple[LayerSpec, ...]

@@ -77,6 +77,7 @@ __all__ = [
     "layer_cost_from_config",
     "layer_cost_shape",
     "gnn_cost",
+    "norm_params",
 ]
 
 LAYER_KINDS = ("linear", "gcn", "gat", "gin", "sage", "skip")
@@ -314,6 +315,15 @@ def layer_cost_from_config(
     return LayerCost(kind, in_dim, out_dim, heads, **bits)
 
 
+def norm_params(arch) -> int:
+    """Parameters of the batch norms an :class:`~lpgnas.arch.Architecture` adds (graph tasks with
+    ``norm="batch"``: after every non-``gin`` layer, a scale and a shift per channel once the running
+    statistics are folded in, counted at 32 bits; a ``gin`` layer's own batch norm is part of its MLP)."""
+    if arch.task != "graph" or arch.norm != "batch":
+        return 0
+    return sum(2 * spec.out_dim() for spec in arch.layers if spec.op != "gin")
+
+
 _OP_KIND = {"gcn": "gcn", "gat": "gat", "attn": "gat", "sage": "sage", "gin": "gin", "linear": "linear"}
 
 
@@ -361,6 +371,9 @@ def gnn_cost(model, num_nodes: int, num_edges: int, *, node_degree=None, edge_de
         layers.append(LayerCost("linear", model.head.in_features, model.head.out_features))
     scorer_params = sum(sc.in_features * sc.out_features + sc.out_features
                         for sc in getattr(model, "scorers", None) or ())
+    arch = getattr(model, "arch", None)
+    if arch is not None:
+        scorer_params += norm_params(arch)
     prop = getattr(model, "propagation", None)
     pcost = None
     if prop is not None:

@@ -8,6 +8,8 @@ Shipped spaces (YAML files next to this module; copy one to start your own):
 * ``small`` -- GCN/GAT attention up to 8 heads x 32 with 2-32 bit weights, inputs and aggregation;
 * ``compact`` -- GCN/GAT attention up to 2 heads x 32 with per-column 1-8 bit weights and 4/8-bit
   inputs and aggregation (fully quantised models, for the small end of a size-accuracy front);
+* ``graph`` -- the LPGNAS choices for graph classification, with batch norm and a jumping-knowledge
+  sum read-out (the space's ``graph`` block);
 * ``tiny`` -- a small space for tests and the demo.
 
 >>> space = load_space("tiny")
@@ -22,6 +24,7 @@ from lpgnas.search_spaces._space import (
     FORMATS,
     SPACE_SCHEMA,
     FixedTopology,
+    GraphReadout,
     LayerChoices,
     QuantChoices,
     QuantOption,
@@ -34,6 +37,7 @@ __all__ = [
     "FORMATS",
     "SPACE_SCHEMA",
     "FixedTopology",
+    "GraphReadout",
     "LayerChoices",
     "QuantChoices",
     "QuantOption",

@@ -22,7 +22,8 @@ import dataclasses
 import math
 from typing import Any, Mapping, NamedTuple
 
-from lpgnas.arch import ACTIVATIONS, AGGREGATORS, ATTENTIONS, BASELINES, OPS, TASKS, Architecture, baseline
+from lpgnas.arch import (ACTIVATIONS, AGGREGATORS, ATTENTIONS, BASELINES, NORMS, OPS, READOUTS, TASKS, Architecture,
+                         baseline)
 from lpgnas.errors import ConfigError
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "LayerChoices",
     "QuantChoices",
     "FixedTopology",
+    "GraphReadout",
     "SearchSpace",
 ]
 
@@ -166,6 +168,22 @@ class FixedTopology:
         return {"model": self.model, "hidden": self.hidden, "heads": self.heads}
 
 
+class GraphReadout(NamedTuple):
+    """How a graph-level space turns node representations into a graph's scores (the fields of
+    :class:`lpgnas.arch.Architecture` with the same names): ``readout`` pools the nodes of each graph
+    (``sum`` | ``mean`` | ``max``); ``norm`` = ``batch`` puts a batch norm after every layer (before
+    its activation); ``jk`` pools every layer's output and the input (jumping knowledge) into one
+    linear scorer each, summed, instead of the last layer's only. Defaults: mean pooling of the last
+    layer, no normalisation."""
+
+    readout: str = "mean"
+    norm: str = "none"
+    jk: bool = False
+
+    def to_json(self) -> dict:
+        return {"readout": self.readout, "norm": self.norm, "jk": self.jk}
+
+
 @dataclasses.dataclass(frozen=True)
 class SearchSpace:
     """A whole search space. Exactly one of ``layer`` (searched topology) and ``fixed`` is set.
@@ -177,6 +195,8 @@ class SearchSpace:
     ``i`` with ``d <= degree_buckets[i]``, or in the last one above every threshold (so
     ``(1, 3, 7)`` gives the buckets 0-1, 2-3, 4-7, 8+); each bucket chooses its own bits for the
     per-node / per-edge components. Empty: no buckets.
+    ``graph``: graph-level ``layer`` spaces, the :class:`GraphReadout` (``None``: its defaults; see
+    :attr:`readout`).
     """
 
     name: str
@@ -187,6 +207,7 @@ class SearchSpace:
     quant: tuple[QuantChoices, ...] = ()
     degree_buckets: tuple[int, ...] = ()
     description: str = ""
+    graph: GraphReadout | None = None
 
     def __post_init__(self):
         # ``quant`` is a set of components: keep it in the canonical component order so that
@@ -203,6 +224,11 @@ class SearchSpace:
             if q.component == component:
                 return q
         return None
+
+    @property
+    def readout(self) -> GraphReadout:
+        """The graph read-out of a graph-level space (the defaults when the file gives none)."""
+        return self.graph if self.graph is not None else GraphReadout()
 
     @property
     def components(self) -> tuple[str, ...]:
@@ -258,6 +284,8 @@ class SearchSpace:
             "fixed": None if self.fixed is None else self.fixed.to_json(),
             "quant": {q.component: q.to_json() for q in self.quant},
             "degree_buckets": list(self.degree_buckets),
+            # written only when given, so that a space without it reads and fingerprints as before
+            **({} if self.graph is None else {"graph": self.graph.to_json()}),
         }
 
     @classmethod
@@ -274,7 +302,8 @@ class SearchSpace:
 # ---------------------------------------------------------------------------------------------
 # validation
 
-_TOP_KEYS = ("schema", "name", "description", "task", "num_layers", "layer", "fixed", "quant", "degree_buckets")
+_TOP_KEYS = ("schema", "name", "description", "task", "num_layers", "layer", "fixed", "quant", "degree_buckets",
+             "graph")
 _LAYER_DEFAULTS = LayerChoices()
 _LAYER_ALLOWED: dict[str, tuple] = {
     "op": OPS,
@@ -448,5 +477,25 @@ def _parse_space(obj: Any, default_name: str) -> SearchSpace:
     buckets = _parse_buckets(obj.get("degree_buckets"))
     if buckets and not any(q.bucketed for q in quant):
         raise ConfigError("degree_buckets", "no quantised per-node or per-edge component to split into buckets")
+    graph = _parse_graph(obj.get("graph"), obj["task"], fixed)
     return SearchSpace(name=name, task=obj["task"], num_layers=num_layers, layer=layer, fixed=fixed,
-                       quant=quant, degree_buckets=buckets, description=description)
+                       quant=quant, degree_buckets=buckets, description=description, graph=graph)
+
+
+def _parse_graph(raw: Any, task: str, fixed: FixedTopology | None) -> GraphReadout | None:
+    if raw is None:
+        return None
+    if task != "graph":
+        raise ConfigError("graph", "only graph-level spaces (task: graph) pool their nodes; remove this block")
+    if fixed is not None:
+        raise ConfigError("graph", f"a fixed topology reads out as its baseline ({fixed.model}) does; remove this "
+                                   "block or search the topology with 'layer'")
+    raw = _check_keys("graph", raw, GraphReadout._fields)
+    default = GraphReadout()
+    readout = raw.get("readout", default.readout)
+    _one_of(READOUTS)("graph.readout", readout)
+    norm = raw.get("norm", default.norm)
+    _one_of(NORMS)("graph.norm", norm)
+    jk = raw.get("jk", default.jk)
+    _boolean("graph.jk", jk)
+    return GraphReadout(readout, norm, jk)

@@ -151,6 +151,30 @@ def test_graph_model_ignores_padding_and_pools_per_graph():
     np.testing.assert_allclose(np.asarray(out1[:2]), np.asarray(out2[:2]), rtol=1e-5)
 
 
+@pytest.mark.parametrize("ops, norm, expected", [
+    (("attn", "gat"), "batch", (True, True)),
+    (("gin", "attn"), "batch", (False, True)),  # a gin layer's MLP holds its own batch norm
+    (("attn", "gat"), "none", None),
+])
+def test_graph_model_batch_norm_follows_non_gin_layers_and_ignores_padding(ops, norm, expected):
+    s = np.array([1, 2, 0, 2, 0, 1, 4, 3], np.int32)
+    r = np.array([0, 0, 1, 1, 2, 2, 3, 4], np.int32)
+    node_graph = np.array([0, 0, 0, 1, 1, 2], np.int32)
+    mask = np.array([True] * 5 + [False])
+    ga = graph_arrays(s, r, 6, node_graph=node_graph, node_mask=mask, num_graphs=3)
+    layers = tuple(LayerSpec(op=op, hidden=4, heads=1, attention="gat") for op in ops)
+    arch = Architecture(layers=layers, task="graph", norm=norm, readout="sum", jk=True, dropout=0.0)
+    net = GNN(arch, 4, 2, rngs=nnx.Rngs(0))
+    got = None if net.norms is None else tuple(bn is not None for bn in net.norms)
+    assert got == expected
+    x = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
+    x2 = x.copy()
+    x2[5] = 1e3  # a padding node: kept out of the batch statistics and of the pooling
+    out1 = net(jnp.asarray(x), ga, training=True, key=jax.random.key(0))
+    out2 = net(jnp.asarray(x2), ga, training=True, key=jax.random.key(0))
+    np.testing.assert_allclose(np.asarray(out1[:2]), np.asarray(out2[:2]), rtol=1e-5, atol=1e-5)
+
+
 def test_node_model_adds_classifier_when_last_width_differs():
     arch = Architecture(layers=(LayerSpec(op="gcn", hidden=8),), dropout=0.0, input_dropout=0.0)
     net = GNN(arch, 5, 3, rngs=nnx.Rngs(0))

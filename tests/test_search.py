@@ -272,12 +272,18 @@ def test_resume_checks_the_split_of_the_checkpoint_and_reads_older_runs(graph, a
     first = search("tiny", graph, config=SearchConfig(epochs=3, lam=0.1, **FAST), out=str(old), arrays=arrays)
     fp = json.loads((old / "search.json").read_text())
     del fp["config"]["split"], fp["config"]["split_seed"]
+    fp["config"]["supernet"]["readout"] = "mean"  # and before the read-out moved into the space
     (old / "search.json").write_text(json.dumps(fp))
     again = search("tiny", graph, config=SearchConfig(epochs=3, lam=0.1, split="public", **FAST), out=str(old),
                    resume=True, arrays=arrays)
     assert again.summary["val_acc"] == first.summary["val_acc"] and again.summary["split"] == "public"
     with pytest.raises(ConfigError, match="config.split differs"):
         search("tiny", graph, config=SearchConfig(epochs=3, lam=0.1, split="random", **FAST), out=str(old),
+               resume=True, arrays=arrays)
+    fp["config"]["supernet"]["readout"] = "sum"  # a read-out this search does not use
+    (old / "search.json").write_text(json.dumps(fp))
+    with pytest.raises(ConfigError, match="config.supernet.readout differs"):
+        search("tiny", graph, config=SearchConfig(epochs=3, lam=0.1, split="public", **FAST), out=str(old),
                resume=True, arrays=arrays)
 
 
@@ -342,6 +348,20 @@ def test_graph_classification_search_runs_and_its_architecture_trains():
     assert steps and all(np.all(s > 0) for s in steps)
     res, _ = train_graph(r.arch, ds, split,
                          config=TrainConfig(epochs=3, batch_size=8, patience=10, num_buckets=1))
+    assert 0.0 <= res.test_acc <= 1.0
+
+
+def test_graph_search_with_batch_norm_and_jk_derives_and_retrains_that_read_out():
+    from lpgnas.train import TrainConfig, train_graph
+
+    ds = _toy_graph_dataset()
+    split = D.Split(train=np.arange(0, 24), val=np.arange(24, 32), test=np.arange(32, 40))
+    space = parse_space_yaml(GRAPH_SPACE + "graph: {readout: sum, norm: batch, jk: true}\n")
+    r = search(space, ds, split=split, config=SearchConfig(epochs=3, finetune=1, batch_size=8, lam=0.1))
+    assert (r.arch.readout, r.arch.norm, r.arch.jk) == ("sum", "batch", True)
+    stats = nnx.to_flat_state(nnx.state(r.supernet, nnx.BatchStat))
+    assert stats and any(np.any(np.asarray(v) != 0) for path, v in stats if path[-1] == "mean")  # trained
+    res, _ = train_graph(r.arch, ds, split, config=TrainConfig(epochs=2, batch_size=8, patience=10, num_buckets=1))
     assert 0.0 <= res.test_acc <= 1.0
 
 

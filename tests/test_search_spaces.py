@@ -19,6 +19,7 @@ from lpgnas.search_spaces import (
     FORMATS,
     SPACE_SCHEMA,
     FixedTopology,
+    GraphReadout,
     LayerChoices,
     QuantChoices,
     QuantOption,
@@ -29,7 +30,7 @@ from lpgnas.search_spaces import (
     space_path,
 )
 
-SHIPPED = ("compact", "lpgnas", "sgquant", "small", "tiny")
+SHIPPED = ("compact", "graph", "lpgnas", "sgquant", "small", "tiny")
 
 
 def test_list_spaces_has_the_shipped_files():
@@ -192,6 +193,10 @@ def _sgquant():
     return yaml.safe_load(pathlib.Path(space_path("sgquant")).read_text())
 
 
+def _graph():
+    return yaml.safe_load(pathlib.Path(space_path("graph")).read_text())
+
+
 def _set(*path, value):
     def edit(doc):
         target = doc
@@ -272,6 +277,13 @@ BAD = [
     ("fixed-hidden-zero", _sgquant, _set("fixed", "hidden", value=0), "fixed.hidden"),
     ("fixed-unknown-key", _sgquant, _set("fixed", "layers", value=2), "fixed.layers"),
     ("fixed-two-depths", _sgquant, _set("num_layers", value=[2, 3]), "num_layers"),
+    ("graph-not-mapping", _graph, _set("graph", value="sum"), "graph"),
+    ("graph-unknown-key", _graph, _set("graph", "pool", value="sum"), "graph.pool"),
+    ("graph-readout-unknown", _graph, _set("graph", "readout", value="attention"), "graph.readout"),
+    ("graph-norm-unknown", _graph, _set("graph", "norm", value="layer"), "graph.norm"),
+    ("graph-jk-not-bool", _graph, _set("graph", "jk", value="yes"), "graph.jk"),
+    ("graph-on-node-space", _tiny, _set("graph", value={"readout": "sum"}), "graph"),
+    ("graph-on-fixed-space", _sgquant, _set("graph", value={"readout": "sum"}), "graph"),
     ("fixed-gcn-attention", _sgquant, _set("quant", "attention", value={"bits": [8], "formats": ["affine"]}),
      "quant.attention"),
 ]
@@ -293,6 +305,24 @@ def test_every_edit_in_the_table_changes_a_valid_file():
     """Guard for the table above: the unedited bases load."""
     assert SearchSpace.from_json(_tiny()) == load_space("tiny")
     assert SearchSpace.from_json(_sgquant()) == load_space("sgquant")
+    assert SearchSpace.from_json(_graph()) == load_space("graph")
+
+
+@pytest.mark.parametrize("block, expected", [
+    (None, GraphReadout("mean", "none", False)),
+    ({}, GraphReadout("mean", "none", False)),
+    ({"norm": "batch"}, GraphReadout("mean", "batch", False)),
+    ({"readout": "max", "jk": True}, GraphReadout("max", "none", True)),
+])
+def test_graph_readout_defaults_and_round_trip(block, expected):
+    doc = _graph()
+    del doc["graph"]
+    if block is not None:
+        doc["graph"] = block
+    space = SearchSpace.from_json(doc)
+    assert space.readout == expected
+    assert ("graph" in space.to_json()) == (block is not None)  # absent stays absent: same fingerprint
+    assert SearchSpace.from_json(space.to_json()) == space
 
 
 def test_fixed_gat_may_quantise_attention():

@@ -1,6 +1,8 @@
 """The supernet: separate variable types, relaxation, weight sharing that reproduces the derived
 model exactly, expected costs equal to the exact costs at one-hot choices, derivation."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -416,3 +418,115 @@ def test_gene_linear_logits_equal_the_layer_library(arrays, heads, width, seed):
     np.testing.assert_allclose(float(v1), float(v0), rtol=1e-5)
     for a, b in zip(g0, g1):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-4)
+
+
+# -- graph read-out (pooling, batch norm, jumping knowledge) ----------------------------------------
+
+GRAPH_WIDE = """
+schema: lpgnas.space/v1
+name: graph-wide
+task: graph
+num_layers: [2, 3]
+layer:
+  attention: [const, gcn, gat, cos, gene-linear]
+  aggregator: [add, mean, max]
+  activation: [none, relu, tanh]
+  hidden: [4, 8]
+  heads: [1, 2]
+quant:
+  weight: {bits: [4, 8, 32], formats: [fixed]}
+  aggregate: {bits: [8, 32], formats: [fixed]}
+"""  # skip connections: covered by WIDE
+
+
+@pytest.fixture(scope="module")
+def graph_batch(data_root):
+    from lpgnas.data import iterate_batches, make_buckets
+    from lpgnas.train import batch_arrays
+
+    ds = D.load_dataset("mutag", data_root)
+    ids = np.arange(24)
+    buckets = make_buckets(ds, 24, num_buckets=1)
+    batch = next(iterate_batches(ds, ids, 24, buckets=buckets, shuffle=False, seed=0))
+    return ds, batch_arrays(batch)
+
+
+def _graph_space(readout, norm, jk):
+    return parse_space_yaml(GRAPH_WIDE + f"graph: {{readout: {readout}, norm: {norm}, jk: {str(jk).lower()}}}\n")
+
+
+def _randomise_batch_norms(net, rng):
+    for layer in net.layers:
+        bn = layer.bn
+        w = bn.scale[...].shape[0]
+        bn.scale[...] = jnp.asarray(rng.uniform(0.5, 2.0, w), jnp.float32)
+        bn.bias[...] = jnp.asarray(rng.normal(0, 0.5, w), jnp.float32)
+        bn.mean[...] = jnp.asarray(rng.normal(0, 0.5, w), jnp.float32)
+        bn.var[...] = jnp.asarray(rng.uniform(0.5, 2.0, w), jnp.float32)
+
+
+@pytest.mark.parametrize("readout, norm, jk, seed", [
+    ("mean", "batch", True, 0), ("sum", "batch", False, 1), ("max", "none", True, 2), ("mean", "none", False, 3),
+    ("sum", "batch", True, 4),
+])
+def test_graph_supernet_discretised_equals_the_derived_gnn(graph_batch, readout, norm, jk, seed):
+    """Pooling, batch norm (evaluation mode: running statistics) and jumping-knowledge scorers of
+    the argmax sub-network compute what lpgnas.nn.GNN computes for the derived architecture."""
+    ds, (x, ga, _, _) = graph_batch
+    net = Supernet(_graph_space(readout, norm, jk), ds.num_features, ds.num_classes, rngs=nnx.Rngs(params=seed))
+    rng = np.random.default_rng(seed)
+    _force(net, rng)
+    if norm == "batch":
+        _randomise_batch_norms(net, rng)
+    arch = derive(net)
+    assert (arch.task, arch.readout, arch.norm, arch.jk) == ("graph", readout, norm, jk)
+    got = _jit_forward(net, x, ga, relax=Relax(1.0, discrete=1.0))
+    model = GNN(arch, ds.num_features, ds.num_classes, rngs=nnx.Rngs(0))
+    _copy_shared_weights(net, model, arch)
+    positions = net.plan.derived_positions(len(arch.layers))
+    cols = [np.concatenate([h * net.layers[p].f_max + np.arange(s.hidden) for h in range(s.heads)])
+            for p, s in zip(positions, arch.layers)]
+    if norm == "batch":
+        for j, p in enumerate(positions):
+            for name in ("scale", "bias", "mean", "var"):
+                getattr(model.norms[j], name)[...] = getattr(net.layers[p].bn, name)[...][cols[j]]
+    pairs = ([(0, 0, np.arange(ds.num_features))] + [(j + 1, p + 1, cols[j]) for j, p in enumerate(positions)]
+             if jk else [(0, 0, cols[-1])])
+    for dst, src, rows in pairs:
+        model.scorers[dst].kernel[...] = net.scorers[src].kernel[...][rows]
+        model.scorers[dst].bias[...] = net.scorers[src].bias[...]
+    want = _jit_forward(model, x, ga)
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=2e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize("readout, norm, jk", [("mean", "batch", True), ("sum", "none", True), ("max", "batch", False)])
+def test_graph_expected_cost_at_one_hot_choices_is_the_built_models_cost(graph_batch, readout, norm, jk):
+    """Scorers (one per pooled representation with jk) and the batch norms' scale and shift are
+    counted alike by the search, the architecture and the built model."""
+    from lpgnas.cost import gnn_cost
+
+    ds, _ = graph_batch
+    net = Supernet(_graph_space(readout, norm, jk), ds.num_features, ds.num_classes, rngs=nnx.Rngs(params=5))
+    _force(net, np.random.default_rng(5))
+    arch = derive(net)
+    n, e = 18.0, 40.0
+    exp = expected_cost(net, Relax(1.0, discrete=1.0), n, e)
+    exact = architecture_cost(arch, ds.num_features, ds.num_classes, n, e)
+    built = gnn_cost(GNN(arch, ds.num_features, ds.num_classes, rngs=nnx.Rngs(0)), n, e)
+    assert float(exp.model_size_bits) == pytest.approx(exact.model_size_bits, rel=1e-5)
+    assert float(built.model_size_bits) == pytest.approx(exact.model_size_bits, rel=1e-6)
+    bn = sum(2 * s.out_dim() for s in arch.layers) if norm == "batch" else 0
+    plain = architecture_cost(dataclasses.replace(arch, norm="none"), ds.num_features, ds.num_classes, n, e)
+    assert exact.model_size_bits - plain.model_size_bits == pytest.approx(32 * bn)
+
+
+def test_graph_batch_norm_ignores_padding_nodes(graph_batch):
+    """Training-mode statistics come from real nodes only: padding rows do not move the output."""
+    ds, (x, ga, _, _) = graph_batch
+    net = Supernet(_graph_space("mean", "batch", True), ds.num_features, ds.num_classes, rngs=nnx.Rngs(params=0))
+    pad = ~np.asarray(ga.node_mask)
+    assert pad.any()
+    noisy = jnp.where(jnp.asarray(pad)[:, None], 1e3, x)
+    a = net(x, ga, Relax(1.0), training=True)
+    b = net(noisy, ga, Relax(1.0), training=True)
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-4)

@@ -328,11 +328,13 @@ def test_a_trial_runs_the_space_and_split_it_drew(split, searched):
 
 
 def _fake_retrain(vals):
-    """A ``_retrain`` that trains nothing: each recipe (``model``) gets its validation accuracy from
-    ``vals``; the runs remember the dropout they were given."""
+    """A ``_retrain`` that trains nothing: each recipe, told apart by the epochs of the training set-up
+    it is given (GCN's 200, GAT's 400), gets its validation accuracy from ``vals``; the runs remember
+    the dropout they were given."""
     from lpgnas.train import RunResult
 
-    def retrain(self, arch, obj, arrays, label, model=None):
+    def retrain(self, arch, obj, arrays, label, config):
+        model = {200: "gcn", 400: "gat"}[config.epochs]
         return [RunResult(seed=0, val_acc=vals[model], test_acc=arch.dropout, train_acc=0.0, best_epoch=0,
                           epochs=1, train_seconds=0.0, compile_seconds=0.0)]
     return retrain
@@ -379,7 +381,7 @@ def test_without_recipes_the_architecture_trains_as_derived(monkeypatch):
 
     b = DifferentiableBackend(dataset=SYNTH)
     assert "retrain_recipes" not in b.describe()  # tunes from before the setting resume
-    monkeypatch.setattr(DifferentiableBackend, "_retrain", _fake_retrain({None: 0.5, "gat": 0.5}))
+    monkeypatch.setattr(DifferentiableBackend, "_retrain", _fake_retrain({"gcn": 0.5, "gat": 0.5}))
     arch = dataclasses.replace(baseline("gcn", num_classes=3), dropout=0.3)
     kept, _, chosen = b._retrain_best(arch, None, None, "public")
     assert kept is arch and chosen == {"epochs": 200}

@@ -19,8 +19,9 @@ class GNN(nnx.Module):
 
     Node tasks: the layers in sequence (dropout before each), then a linear classifier only when the
     last layer's width differs from ``num_classes``; the logits (the last layer's ``output``
-    component when it is the classifier) stay in full precision. Graph tasks: optional batch norm after each
-    layer, pooling (``arch.readout``) of every layer's output (and of the input when ``arch.jk``), one
+    component when it is the classifier) stay in full precision. Graph tasks: with ``arch.norm ==
+    "batch"`` a batch norm after every layer but ``gin`` ones (whose MLP holds its own; padding
+    nodes masked out of the statistics), before the activation; pooling (``arch.readout``) of every layer's output (and of the input when ``arch.jk``), one
     linear scorer per pooled representation, summed (the GIN read-out).
 
     ``arch.propagation`` (node tasks): the output (after the classifier head, if any) is propagated
@@ -50,6 +51,12 @@ class GNN(nnx.Module):
             dim = spec.out_dim()
             dims.append(dim)
         self.layers = nnx.List(layers)
+        norms = None
+        if arch.task == "graph" and arch.norm == "batch":
+            norms = nnx.List([None if spec.op == "gin" else
+                              nnx.BatchNorm(spec.out_dim(), momentum=0.9, epsilon=1e-5, rngs=rngs)
+                              for spec in arch.layers])
+        self.norms = norms
         if arch.task == "graph":
             readout_dims = dims if arch.jk else dims[-1:]
             self.scorers = nnx.List([nnx.Linear(d, num_classes, rngs=rngs) for d in readout_dims])
@@ -76,6 +83,8 @@ class GNN(nnx.Module):
                 h = dropout(h, rate, keys[2 * i], training)
             h = layer(h, ga, training=training, key=keys[2 * i + 1], protect=protect,
                       attn_dropout=arch.attn_dropout)
+            if self.norms is not None and self.norms[i] is not None:
+                h = self.norms[i](h, use_running_average=not training, mask=ga.node_mask[:, None])
             h = activation(layer.spec.activation, h)
             reps.append(h)
         if arch.task == "node":

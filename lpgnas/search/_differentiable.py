@@ -342,8 +342,7 @@ class DifferentiableBackend:
     # -- pieces ---------------------------------------------------------------------------------------
 
     def _train_config(self, task: str, model: str | None = None):
-        from lpgnas.train import TRAIN_DEFAULTS
-        from lpgnas.train import TrainConfig
+        from lpgnas.train import TRAIN_DEFAULTS, TrainConfig
 
         model = model or ("gcn" if task == "node" else "gin")
         kw = dict(TRAIN_DEFAULTS[(model, task)])
@@ -375,27 +374,28 @@ class DifferentiableBackend:
         from lpgnas.train import apply_recipe
 
         if self.retrain_recipes is None:
-            runs = self._retrain(arch, obj, arrays, label, model=model)
-            return arch, runs, {"epochs": self._train_config(arch.task, model).epochs}
+            config = self._train_config(arch.task, model)
+            return arch, self._retrain(arch, obj, arrays, label, config), {"epochs": config.epochs}
         names = tuple(self.retrain_recipes)
         if model is not None and model not in names:
             names = (model, *names)
         best, by_name = None, {}
         for name in names:
             candidate = apply_recipe(arch, name)[0]
-            runs = self._retrain(candidate, obj, arrays, label, model=name)
+            config = self._train_config(arch.task, name)
+            runs = self._retrain(candidate, obj, arrays, label, config)
             by_name[name] = _mean([r.val_acc for r in runs])
             if best is None or by_name[name] > by_name[best[0]]:
-                best = (name, candidate, runs)
-        name, candidate, runs = best
-        return candidate, runs, {"epochs": self._train_config(arch.task, name).epochs, "recipe": name,
-                                 "recipe_val_acc": by_name}
+                best = (name, candidate, runs, config.epochs)
+        name, candidate, runs, epochs = best
+        return candidate, runs, {"epochs": epochs, "recipe": name, "recipe_val_acc": by_name}
 
-    def _retrain(self, arch, obj, arrays, label: str, model: str | None = None) -> list:
+    def _retrain(self, arch, obj, arrays, label: str, config) -> list:
+        """``retrain_seeds`` runs of ``arch`` under ``config`` (a :class:`~lpgnas.train.TrainConfig`
+        from :meth:`_train_config`)."""
         from lpgnas import data as D
         from lpgnas.train import train_graph, train_node
 
-        config = self._train_config(arch.task, model)
         if arch.quant is not None and arch.quant.dq is not None:
             config = dataclasses.replace(config, dq=(arch.quant.dq.p_min, arch.quant.dq.p_max))
         if isinstance(obj, D.GraphDataset):

@@ -63,19 +63,27 @@ def _fingerprint(space: SearchSpace, dataset: str, config: SearchConfig) -> dict
     return {"schema": "lpgnas.search/v1", "dataset": dataset, "space": space.to_json(), "config": config.to_json()}
 
 
-def _legacy_fingerprint(run: RunDir, fingerprint: dict) -> dict:
-    """``fingerprint`` as it would have been written before searches recorded their split, when the
-    run directory holds such a search and this one uses the split every search used then (the
-    graph's public split; graph tasks: fold 0). Otherwise ``fingerprint`` unchanged."""
+def _legacy_fingerprint(run: RunDir, fingerprint: dict, space: SearchSpace) -> dict:
+    """``fingerprint`` as an earlier lpgnas wrote it for the same search, when the run directory
+    holds such a search: before the read-out moved into the space (``supernet.readout`` in the
+    config: the pooling this search uses), and before searches recorded their split (when this one
+    uses the split every search used then: the graph's public split; graph tasks: fold 0).
+    Otherwise ``fingerprint`` unchanged."""
     path = run.file("search.json")
-    config = fingerprint["config"]
-    if config["split"] not in ("public", None) or config["split_seed"] is not None or not os.path.exists(path):
+    if not os.path.exists(path):
         return fingerprint
     try:
         existing = read_json(path, "search description", expect=dict)
     except LpgnasError:
         return fingerprint  # RunDir.start reports it
     old = existing.get("config")
+    old_supernet = old.get("supernet") if isinstance(old, dict) else None
+    if isinstance(old_supernet, dict) and "readout" in old_supernet and space.graph is None:
+        supernet = {**fingerprint["config"]["supernet"], "readout": space.readout.readout}
+        fingerprint = {**fingerprint, "config": {**fingerprint["config"], "supernet": supernet}}
+    config = fingerprint["config"]
+    if config["split"] not in ("public", None) or config["split_seed"] is not None:
+        return fingerprint
     if isinstance(old, dict) and "split" not in old and "split_seed" not in old:
         config = {k: v for k, v in config.items() if k not in ("split", "split_seed")}
         return {**fingerprint, "config": config}
@@ -381,7 +389,7 @@ def search(space: SearchSpace | str, data: Graph | GraphDataset, *, config: Sear
             split = kfold_splits(data.labels, k=10, seed=0, folds=data.folds)[0]
     run = RunDir(out) if out is not None else None
     if run is not None:
-        resume = run.start(_legacy_fingerprint(run, _fingerprint(space, name, config)), resume=resume)
+        resume = run.start(_legacy_fingerprint(run, _fingerprint(space, name, config), space), resume=resume)
     elif resume:
         raise ConfigError("--resume", "needs a run directory (--out)")
     rngs = nnx.Rngs(params=config.seed)

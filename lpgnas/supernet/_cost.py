@@ -21,12 +21,11 @@ from __future__ import annotations
 import itertools
 from typing import Any, NamedTuple, Sequence
 
-from lpgnas.arch import Architecture
+from lpgnas.arch import SOFTMAX_ATTENTIONS, Architecture
 from lpgnas.cost import (BIT_FIELDS, CostReport, LayerCost, layer_cost_from_config, layer_cost_shape, model_cost,
-                         with_fp32_params)
+                         norm_params, with_fp32_params)
 from lpgnas.errors import ConfigError
 from lpgnas.supernet._relax import Relax
-from lpgnas.supernet._slots import SOFTMAX_ATTENTIONS
 
 __all__ = ["COST_TARGETS", "ExpectedCost", "expected_cost", "reference_cost", "architecture_cost"]
 
@@ -169,12 +168,23 @@ def _describe(net, relax: Relax | None) -> list[_LayerX]:
 
 
 def _scorer(net, layers: list[_LayerX], relax: Relax | None):
-    """Graph tasks: the full-precision linear scorer on the pooled last representation."""
+    """Graph tasks: the full-precision linear scorer on the pooled last representation (``jk``: one
+    on the input and one on each layer position, weighted by the probability that the depth
+    includes it), and the batch norms' scale and shift (``norm: batch``, 32-bit)."""
     if net.plan.task != "graph":
         return 0.0, 0.0, 0.0
-    w = layers[-1].hidden * layers[-1].heads
     c = net.num_classes
-    return 32.0 * (w * c + c), 0.0, 0.0
+    size = 0.0
+    if net.jk:
+        size = 32.0 * (net.in_dim * c + c)
+        for lx in layers:
+            size = size + lx.active * 32.0 * (lx.hidden * lx.heads * c + c)
+    else:
+        size = 32.0 * (layers[-1].hidden * layers[-1].heads * c + c)
+    if net.layers[0].bn is not None:
+        for lx in layers:
+            size = size + lx.active * 32.0 * 2.0 * lx.out_width
+    return size, 0.0, 0.0
 
 
 def _total(net, relax: Relax | None, num_nodes, num_edges) -> ExpectedCost:
@@ -227,4 +237,5 @@ def architecture_cost(arch: Architecture, in_dim: int, num_classes: int, num_nod
             layers.append(LayerCost("linear", dim, int(num_classes)))
     else:
         scorer_params = sum(d * num_classes + num_classes for d in (dims if arch.jk else dims[-1:]))
+        scorer_params += norm_params(arch)
     return with_fp32_params(model_cost(layers, num_nodes, num_edges), scorer_params)

@@ -68,9 +68,9 @@ def derive(net, *, search: Mapping[str, Any] | None = None) -> Architecture:
         dropout=cfg.dropout,
         input_dropout=cfg.input_dropout if plan.task == "node" else 0.0,
         attn_dropout=cfg.attn_dropout,
-        norm="none",
-        readout=cfg.readout,
-        jk=False,
+        norm=net.space.readout.norm if plan.task == "graph" else "none",
+        readout=net.readout,
+        jk=net.jk,
         quant=quant,
         search=dict(search) if search is not None else None,
     ).validate()

@@ -59,7 +59,7 @@ class SuperLayer(nnx.Module):
     ``q_<component>``."""
 
     def __init__(self, slot: Slot, in_dim: int, quant, *, num_nodes: int | None, rngs: nnx.Rngs,
-                 init_scale: float = 1e-3):
+                 init_scale: float = 1e-3, batch_norm: bool = False):
         self.slot = slot
         self.in_dim = int(in_dim)
         k, f = max(slot.heads), max(slot.hidden)
@@ -67,6 +67,8 @@ class SuperLayer(nnx.Module):
         width = k * f
         self.kernel = _glorot(rngs, (in_dim, width), in_dim, width)
         self.bias = nnx.Param(jnp.zeros((slot.out_width,), jnp.float32))
+        # graph tasks: a batch norm after the layer (before the activation), as lpgnas.nn.GNN places it
+        self.bn = nnx.BatchNorm(slot.out_width, momentum=0.9, epsilon=1e-5, rngs=rngs) if batch_norm else None
         self.soft_attentions = tuple(a for a in slot.attention if a in SOFTMAX_ATTENTIONS)
         if self.soft_attentions:
             self.att_src = _glorot(rngs, (k, f), f, 1)
@@ -168,6 +170,10 @@ class SuperLayer(nnx.Module):
                 proj = proj * mask[None, :]
             out = out + p_skip * proj
         out = mq("output", out, node_ctx)
+        if self.bn is not None:
+            out = self.bn(out, use_running_average=not training, mask=ga.node_mask[:, None])
+            if mask is not None:  # normalising would restore the columns the width mask scales down
+                out = out * mask[None, :]
         acts = slot.activation
         if len(acts) == 1:
             return activation(acts[0], out)

@@ -11,7 +11,6 @@ from flax import nnx
 from jax.experimental import sparse as jsparse
 
 from lpgnas._validate import finite_number
-from lpgnas.errors import ConfigError
 from lpgnas.nn import GraphArrays, SparseRows
 from lpgnas.search_spaces import SearchSpace, load_space
 from lpgnas.supernet._layer import SuperLayer
@@ -28,20 +27,18 @@ class SupernetConfig:
     """Regularisation of the supernet (copied into the derived architecture) and the logits'
     initialisation: ``N(0, init_scale^2)`` (tiny: the search starts from uniform choices).
 
-    ``readout`` pools node representations in graph tasks (``sum`` | ``mean`` | ``max``).
+    A graph task's read-out (pooling, batch norm, jumping knowledge) is part of the search space
+    (its ``graph`` block, :class:`lpgnas.search_spaces.GraphReadout`), not of this configuration.
     """
 
     dropout: float = 0.5
     input_dropout: float = 0.5
     attn_dropout: float = 0.0
-    readout: str = "mean"
     init_scale: float = 1e-3
 
     def validate(self) -> "SupernetConfig":
         for name in ("dropout", "input_dropout", "attn_dropout"):
             finite_number(name, getattr(self, name), ge=0.0, lt=1.0)
-        if self.readout not in ("sum", "mean", "max"):
-            raise ConfigError("readout", f"unknown value {self.readout!r}; allowed: sum, mean, max")
         finite_number("init_scale", self.init_scale, ge=0.0)
         return self
 
@@ -60,6 +57,11 @@ class Supernet(nnx.Module):
     Depth: the deepest candidate is built; a hidden layer that some candidate depth leaves out is
     mixed with the identity, ``h <- q h_layer + (1 - q) h`` with ``q`` the probability that the
     depth includes it (node tasks: the classifier always follows the last included layer).
+
+    Graph tasks read out as the space's ``graph`` block says: ``norm: batch`` puts a batch norm
+    after every layer (before its activation; masked channels stay masked), ``jk`` pools the input
+    and every layer position into a linear scorer each, the scores summed, a position's weighted by
+    the probability that the depth includes it.
     """
 
     def __init__(self, space: SearchSpace | str, in_dim: int, num_classes: int, *, num_nodes: int | None = None,
@@ -73,19 +75,28 @@ class Supernet(nnx.Module):
         self.num_nodes = num_nodes
         plan = plan_supernet(space, num_classes)
         self.plan: SupernetPlan = plan
+        head = space.readout
+        self.readout = head.readout
+        self.jk = plan.task == "graph" and head.jk
+        norm = plan.task == "graph" and head.norm == "batch"
         layers = []
         dim = in_dim
+        dims = [dim]
         for slot in plan.slots:
             layers.append(SuperLayer(slot, dim, plan.quant, num_nodes=num_nodes, rngs=rngs,
-                                     init_scale=config.init_scale))
+                                     init_scale=config.init_scale, batch_norm=norm))
             dim = slot.out_width
+            dims.append(dim)
         self.layers = nnx.List(layers)
         depth_logits = None
         if len(plan.depths) > 1:
             depth_logits = ArchLogit(config.init_scale * jax.random.normal(rngs.params(), (len(plan.depths),),
                                                                             jnp.float32))
         self.alpha_depth = depth_logits
-        self.scorer = nnx.Linear(dim, num_classes, rngs=rngs) if plan.task == "graph" else None
+        scorers = None
+        if plan.task == "graph":
+            scorers = nnx.List([nnx.Linear(d, num_classes, rngs=rngs) for d in (dims if self.jk else dims[-1:])])
+        self.scorers = scorers
 
     # -- probabilities -------------------------------------------------------------------------
     def depth_probs(self, relax: Relax) -> jax.Array:
@@ -113,16 +124,26 @@ class Supernet(nnx.Module):
         active = self.active_probs(relax)
         node_task = self.plan.task == "node"
         h = x
+        reps = [(x, None)]  # (representation, probability that the depth includes it)
         for i, layer in enumerate(self.layers):
             h_in = h
             if node_task:
                 h = dropout(h, cfg.input_dropout if i == 0 else cfg.dropout, keys[2 * i], training)
             out = layer(h, ga, relax, training=training, key=keys[2 * i + 1], attn_dropout=cfg.attn_dropout)
             h = out if active[i] is None else active[i] * out + (1.0 - active[i]) * h_in
+            reps.append((h, active[i]))
         if node_task:
             return h
-        pooled = _pool(h, ga, cfg.readout)
-        return dropout(self.scorer(pooled), cfg.dropout, keys[-1], training)
+        used = reps if self.jk else [(h, None)]
+        score = None
+        for j, ((rep, p), scorer) in enumerate(zip(used, self.scorers)):
+            if isinstance(rep, jsparse.BCOO):
+                rep = rep.todense()
+            k = None if keys[-1] is None else jax.random.fold_in(keys[-1], j)
+            term = dropout(scorer(_pool(rep, ga, self.readout)), cfg.dropout, k, training)
+            term = term if p is None else p * term
+            score = term if score is None else score + term
+        return score
 
     # -- inspection ----------------------------------------------------------------------------
     def arch_logits(self) -> nnx.State:
