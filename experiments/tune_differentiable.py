@@ -115,7 +115,7 @@ def _spaces(space: str) -> str:
 
 def _split_text(split: str | None) -> str:
     if split is None:
-        return "public split"
+        return "node datasets: the public split; graph datasets: fold 0 of 10 stratified folds"
     return (f"{split} split: the search draws it with the trial's seed, each retraining run and each baseline "
             "re-draws it with its own seed")
 
@@ -140,8 +140,8 @@ def report(runs, args) -> str:
         f"scratch for {args.retrain_seeds} seeds ({_split_text(args.split)}; kept epoch chosen on validation)"
         + (f" under each training recipe of {{{args.retrain_recipes}}} (a published model's dropouts, learning rate, "
            "weight decay and epochs), the recipe with the best mean validation accuracy kept" if args.retrain_recipes
-           else "") + ". Baselines: FP32 "
-        "GCN and GAT, fixed-bit GCN, trained on the driver with the same seeds"
+           else "") + ". Baselines (named in each section: FP32 GCN and GAT and fixed-bit GCN on node datasets, "
+        "FP32 and fixed-bit GIN on graph datasets), trained on the driver with the same seeds"
         + (" and the same recipe choice (their own recipe among the candidates)" if args.retrain_recipes else "")
         + ". Objectives: validation accuracy "
         "(max) and model size (min); a baseline is dominated when a front point is at least as good in both and "
@@ -170,6 +170,11 @@ def report(runs, args) -> str:
         ids = {rec["trial_id"] for rec in s["front"]}
         for r in sorted((r for r in run["results"] if r.trial_id in ids), key=lambda r: r.model_size_bits):
             lines.append(_row(f"front {r.trial_id}", r))
+        lines += ["", "Every trial (the size-accuracy trade-off over lambda):", "",
+                  "| trial | name | val | test | size KiB | compression | feature compression |",
+                  "|---|---|---|---|---|---|---|"]
+        for r in sorted(run["results"], key=lambda r: r.model_size_bits):
+            lines.append(_row(("front " if r.trial_id in ids else "") + r.trial_id, r))
         lines.append("")
     return "\n".join(lines)
 

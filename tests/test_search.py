@@ -2,6 +2,7 @@
 trades accuracy for cost, an interrupted run resumes to the same result, the run directory and the
 ``search`` command."""
 
+import dataclasses
 import json
 import os
 
@@ -363,6 +364,24 @@ def test_graph_search_with_batch_norm_and_jk_derives_and_retrains_that_read_out(
     assert stats and any(np.any(np.asarray(v) != 0) for path, v in stats if path[-1] == "mean")  # trained
     res, _ = train_graph(r.arch, ds, split, config=TrainConfig(epochs=2, batch_size=8, patience=10, num_buckets=1))
     assert 0.0 <= res.test_acc <= 1.0
+
+
+def test_graph_search_buckets_and_older_runs_padded_to_one_shape(tmp_path):
+    ds = _toy_graph_dataset()
+    split = D.Split(train=np.arange(0, 24), val=np.arange(24, 32), test=np.arange(32, 40))
+    space = parse_space_yaml(GRAPH_SPACE)
+    one = SearchConfig(epochs=2, finetune=1, batch_size=8, lam=0.1, num_buckets=1, checkpoint_every=1)
+    first = search(space, ds, split=split, config=one, out=str(tmp_path / "run"))
+    fp = json.loads((tmp_path / "run" / "search.json").read_text())
+    del fp["config"]["num_buckets"]  # as written before the setting: one shape
+    (tmp_path / "run" / "search.json").write_text(json.dumps(fp))
+    again = search(space, ds, split=split, config=one, out=str(tmp_path / "run"), resume=True)
+    assert again.summary["val_acc"] == first.summary["val_acc"]
+    with pytest.raises(ConfigError, match="num_buckets"):
+        search(space, ds, split=split, config=dataclasses.replace(one, num_buckets=3), out=str(tmp_path / "run"),
+               resume=True)
+    with pytest.raises(ConfigError, match="num_buckets"):
+        SearchConfig(num_buckets=0).validate()
 
 
 def test_task_mismatch_is_refused(graph):

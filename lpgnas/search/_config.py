@@ -27,7 +27,10 @@ class SearchConfig:
       the derived (argmax) sub-network's shared weights only; the summary's ``val_acc``/``test_acc``
       are its validation-selected accuracies.
     chunk: epochs per compiled call (node tasks). checkpoint_every: epochs between checkpoints.
-    batch_size: graphs per batch (graph tasks). supernet: :class:`~lpgnas.supernet.SupernetConfig`.
+    batch_size: graphs per batch (graph tasks). num_buckets: graph tasks, the padded batch shapes
+      (:func:`lpgnas.data.make_buckets`; each is compiled once): one pads every batch to the worst
+      case, which for sets with a few large graphs (PROTEINS) is several times the typical batch.
+    supernet: :class:`~lpgnas.supernet.SupernetConfig`.
     split: node tasks, the train/val/test split the search uses (``public``, ``random`` 60/20/20 or
       ``per-class`` 20/30, :func:`lpgnas.data.node_split`; ``None``: public where the dataset has
       one, else random, as ``lpgnas train``). split_seed: seed of a random / per-class split
@@ -52,12 +55,13 @@ class SearchConfig:
     chunk: int = 10
     checkpoint_every: int = 50
     batch_size: int = 32
+    num_buckets: int = 3
     supernet: SupernetConfig = SupernetConfig()
     split: str | None = None
     split_seed: int | None = None
 
     def validate(self) -> "SearchConfig":
-        for name in ("epochs", "chunk", "checkpoint_every", "batch_size", "finetune"):
+        for name in ("epochs", "chunk", "checkpoint_every", "batch_size", "num_buckets", "finetune"):
             positive_int(name, getattr(self, name))
         for name in ("warmup", "seed"):
             non_negative_int(name, getattr(self, name))

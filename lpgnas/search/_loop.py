@@ -66,7 +66,9 @@ def _fingerprint(space: SearchSpace, dataset: str, config: SearchConfig) -> dict
 def _legacy_fingerprint(run: RunDir, fingerprint: dict, space: SearchSpace) -> dict:
     """``fingerprint`` as an earlier lpgnas wrote it for the same search, when the run directory
     holds such a search: before the read-out moved into the space (``supernet.readout`` in the
-    config: the pooling this search uses), and before searches recorded their split (when this one
+    config: the pooling this search uses), before graph searches had ``num_buckets`` (one shape:
+    only a search with ``num_buckets=1``, or a node search, which does not batch, is the same
+    search), and before searches recorded their split (when this one
     uses the split every search used then: the graph's public split; graph tasks: fold 0).
     Otherwise ``fingerprint`` unchanged."""
     path = run.file("search.json")
@@ -81,6 +83,10 @@ def _legacy_fingerprint(run: RunDir, fingerprint: dict, space: SearchSpace) -> d
     if isinstance(old_supernet, dict) and "readout" in old_supernet and space.graph is None:
         supernet = {**fingerprint["config"]["supernet"], "readout": space.readout.readout}
         fingerprint = {**fingerprint, "config": {**fingerprint["config"], "supernet": supernet}}
+    if isinstance(old, dict) and "num_buckets" not in old and (space.task == "node"
+                                                               or fingerprint["config"]["num_buckets"] == 1):
+        # before the setting, graph searches padded every batch to one shape (node searches do not batch)
+        fingerprint = {**fingerprint, "config": {k: v for k, v in fingerprint["config"].items() if k != "num_buckets"}}
     config = fingerprint["config"]
     if config["split"] not in ("public", None) or config["split_seed"] is not None:
         return fingerprint
@@ -250,7 +256,7 @@ def _search_graph(net: Supernet, dataset: GraphDataset, split: Split, config: Se
     e_mean = float(np.mean(dataset.n_edge))
     program = make_program(net, config, n_mean, e_mean)
     state, records = _start(net, program, config, run, resume)
-    buckets = make_buckets(dataset, config.batch_size, num_buckets=1)
+    buckets = make_buckets(dataset, config.batch_size, num_buckets=config.num_buckets)
     sched = Schedule.of(config)
     key = ("graph", program.graphdef, _static(config), n_mean, e_mean)
     if key not in _COMPILED:
@@ -261,10 +267,24 @@ def _search_graph(net: Supernet, dataset: GraphDataset, split: Split, config: Se
         return [batch_arrays(b) for b in iterate_batches(dataset, idx, config.batch_size, buckets=buckets,
                                                           shuffle=shuffle, seed=seed)]
 
+    compile_s = 0.0
+    compiled = set()  # (step, batch shape) pairs compiled: the first call of each counts as compile time
+
+    def first(tag):
+        if tag in compiled:
+            return None
+        compiled.add(tag)
+        return time.perf_counter()
+
     def eval_set(st, fixed):
+        nonlocal compile_s
         hits = count = 0.0
         for x, ga, labels, gmask in fixed:
+            t0 = first((evaluate, x.shape))
             out = evaluate(st, x, ga, sched)
+            if t0 is not None:
+                jax.block_until_ready(out)
+                compile_s += time.perf_counter() - t0
             hits += float(accuracy(out, labels, gmask)) * float(np.sum(np.asarray(gmask)))
             count += float(np.sum(np.asarray(gmask)))
         return hits / max(count, 1.0)
@@ -273,8 +293,18 @@ def _search_graph(net: Supernet, dataset: GraphDataset, split: Split, config: Se
     test_fixed = batches(split.test, False, 0)
     train_fixed = batches(split.train, False, 0)
     total = config.total_epochs
-    compile_s = 0.0
     t_start = time.perf_counter()
+
+    def call(step, state, batch, k):
+        nonlocal compile_s
+        if (step, batch[0].shape) in compiled:
+            return step(state, batch, sched, k)
+        jax.block_until_ready(state)
+        t0 = first((step, batch[0].shape))
+        out = jax.block_until_ready(step(state, batch, sched, k))
+        compile_s += time.perf_counter() - t0
+        return out
+
     while int(state.epoch) < total:
         epoch = int(state.epoch)
         key = jax.random.wrap_key_data(state.key)
@@ -282,13 +312,8 @@ def _search_graph(net: Supernet, dataset: GraphDataset, split: Split, config: Se
         losses, vlosses, costs = [], [], []
         for j, (x, ga, labels, gmask) in enumerate(batches(split.train, True, config.seed * 100_003 + epoch)):
             key, k_w, k_a = jax.random.split(key, 3)
-            t0 = time.perf_counter()
-            state, loss = weight_step(state, (x, ga, labels, gmask), sched, k_w)
-            vx, vga, vlabels, vmask = val_batches[j % len(val_batches)]
-            state, (_, vloss, cost) = logit_step(state, (vx, vga, vlabels, vmask), sched, k_a)
-            if epoch == 0 and j == 0:
-                jax.block_until_ready(state)
-                compile_s += time.perf_counter() - t0
+            state, loss = call(weight_step, state, (x, ga, labels, gmask), k_w)
+            state, (_, vloss, cost) = call(logit_step, state, val_batches[j % len(val_batches)], k_a)
             losses.append(float(loss))
             vlosses.append(float(vloss))
             costs.append(float(cost))
