@@ -1,7 +1,8 @@
 """GNN layers and models on ``jax.ops.segment_*`` message passing, quantisable per component."""
 
 from lpgnas.nn._layers import COMPONENTS, GNNLayer, activation, dropout
-from lpgnas.nn._message import GraphArrays, aggregate, attention_logits, gcn_norm, graph_arrays, insert_self_loops, segment_softmax
+from lpgnas.nn._message import (GraphArrays, aggregate, attention_logits, gcn_norm, graph_arrays, insert_self_loops,
+                                pool_graphs, segment_softmax)
 from lpgnas.nn._io import MODEL_FILES, load_model, save_model
 from lpgnas.nn._model import GNN
 from lpgnas.nn._sparse import SparseRows, rows_matmul, sparse_rows
@@ -21,6 +22,7 @@ __all__ = [
     "graph_arrays",
     "insert_self_loops",
     "load_model",
+    "pool_graphs",
     "rows_matmul",
     "save_model",
     "segment_softmax",

@@ -21,6 +21,7 @@ __all__ = [
     "segment_softmax",
     "gcn_norm",
     "attention_logits",
+    "pool_graphs",
 ]
 
 
@@ -169,3 +170,19 @@ def attention_logits(kind: str, hh: jax.Array, att_src: jax.Array, att_dst: jax.
     if kind == "linear":
         return jnp.tanh(a_s[senders])
     raise ValueError(f"unknown attention {kind!r}")
+
+
+def pool_graphs(h: jax.Array, ga: GraphArrays, readout: str) -> jax.Array:
+    """``[num_graphs, F]``: the node rows ``h [N, F]`` of each graph of a padded batch pooled by
+    ``readout`` (``sum`` | ``mean`` | ``max``); padding nodes (``ga.node_mask`` false) take no part,
+    and a graph without nodes pools to zeros."""
+    g = ga.num_graphs
+    mask = ga.node_mask[:, None]
+    if readout == "max":
+        out = jax.ops.segment_max(jnp.where(mask, h, -jnp.inf), ga.node_graph, g, indices_are_sorted=True)
+        return jnp.where(jnp.isfinite(out), out, jnp.zeros((), h.dtype))
+    total = jax.ops.segment_sum(jnp.where(mask, h, jnp.zeros((), h.dtype)), ga.node_graph, g, indices_are_sorted=True)
+    if readout == "sum":
+        return total
+    count = jax.ops.segment_sum(ga.node_mask.astype(h.dtype), ga.node_graph, g, indices_are_sorted=True)
+    return total / jnp.maximum(count, 1.0)[:, None]

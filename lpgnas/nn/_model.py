@@ -8,7 +8,7 @@ from flax import nnx
 
 from lpgnas.arch import Architecture
 from lpgnas.nn._layers import GNNLayer, activation, dropout
-from lpgnas.nn._message import GraphArrays
+from lpgnas.nn._message import GraphArrays, pool_graphs
 from lpgnas.nn._propagation import LinearLayer, make_propagation, propagate_output
 
 __all__ = ["GNN"]
@@ -95,22 +95,9 @@ class GNN(nnx.Module):
             return h
         used = reps if arch.jk else reps[-1:]
         score = jnp.zeros((ga.num_graphs, self.num_classes), x.dtype)
-        mask = ga.node_mask[:, None]
         for j, (rep, scorer) in enumerate(zip(used, self.scorers)):
-            pooled = _pool(jnp.where(mask, rep, jnp.zeros((), rep.dtype)), ga, arch.readout)
+            pooled = pool_graphs(rep, ga, arch.readout)
             k = None if keys[-1] is None else jax.random.fold_in(keys[-1], j)
             score = score + dropout(scorer(pooled), arch.dropout, k, training)
         return score
 
-
-def _pool(h: jax.Array, ga: GraphArrays, readout: str) -> jax.Array:
-    g = ga.num_graphs
-    if readout == "sum":
-        return jax.ops.segment_sum(h, ga.node_graph, g, indices_are_sorted=True)
-    if readout == "mean":
-        total = jax.ops.segment_sum(h, ga.node_graph, g, indices_are_sorted=True)
-        count = jax.ops.segment_sum(ga.node_mask.astype(h.dtype), ga.node_graph, g, indices_are_sorted=True)
-        return total / jnp.maximum(count, 1.0)[:, None]
-    out = jax.ops.segment_max(jnp.where(ga.node_mask[:, None], h, -jnp.inf), ga.node_graph, g,
-                              indices_are_sorted=True)
-    return jnp.where(jnp.isfinite(out), out, jnp.zeros((), h.dtype))

@@ -268,23 +268,24 @@ def _search_graph(net: Supernet, dataset: GraphDataset, split: Split, config: Se
                                                           shuffle=shuffle, seed=seed)]
 
     compile_s = 0.0
-    compiled = set()  # (step, batch shape) pairs compiled: the first call of each counts as compile time
+    compiled = set()  # (function, batch shape) pairs compiled
 
-    def first(tag):
-        if tag in compiled:
-            return None
-        compiled.add(tag)
-        return time.perf_counter()
+    def call(fn, shape, state, *args):
+        """``fn(state, *args)``; its first call for a batch shape (the compile) counts as compile time."""
+        nonlocal compile_s
+        if (fn, shape) in compiled:
+            return fn(state, *args)
+        jax.block_until_ready(state)
+        t0 = time.perf_counter()
+        out = jax.block_until_ready(fn(state, *args))
+        compile_s += time.perf_counter() - t0
+        compiled.add((fn, shape))
+        return out
 
     def eval_set(st, fixed):
-        nonlocal compile_s
         hits = count = 0.0
         for x, ga, labels, gmask in fixed:
-            t0 = first((evaluate, x.shape))
-            out = evaluate(st, x, ga, sched)
-            if t0 is not None:
-                jax.block_until_ready(out)
-                compile_s += time.perf_counter() - t0
+            out = call(evaluate, x.shape, st, x, ga, sched)
             hits += float(accuracy(out, labels, gmask)) * float(np.sum(np.asarray(gmask)))
             count += float(np.sum(np.asarray(gmask)))
         return hits / max(count, 1.0)
@@ -294,17 +295,6 @@ def _search_graph(net: Supernet, dataset: GraphDataset, split: Split, config: Se
     train_fixed = batches(split.train, False, 0)
     total = config.total_epochs
     t_start = time.perf_counter()
-
-    def call(step, state, batch, k):
-        nonlocal compile_s
-        if (step, batch[0].shape) in compiled:
-            return step(state, batch, sched, k)
-        jax.block_until_ready(state)
-        t0 = first((step, batch[0].shape))
-        out = jax.block_until_ready(step(state, batch, sched, k))
-        compile_s += time.perf_counter() - t0
-        return out
-
     while int(state.epoch) < total:
         epoch = int(state.epoch)
         key = jax.random.wrap_key_data(state.key)
@@ -312,8 +302,9 @@ def _search_graph(net: Supernet, dataset: GraphDataset, split: Split, config: Se
         losses, vlosses, costs = [], [], []
         for j, (x, ga, labels, gmask) in enumerate(batches(split.train, True, config.seed * 100_003 + epoch)):
             key, k_w, k_a = jax.random.split(key, 3)
-            state, loss = call(weight_step, state, (x, ga, labels, gmask), k_w)
-            state, (_, vloss, cost) = call(logit_step, state, val_batches[j % len(val_batches)], k_a)
+            vbatch = val_batches[j % len(val_batches)]
+            state, loss = call(weight_step, x.shape, state, (x, ga, labels, gmask), sched, k_w)
+            state, (_, vloss, cost) = call(logit_step, vbatch[0].shape, state, vbatch, sched, k_a)
             losses.append(float(loss))
             vlosses.append(float(vloss))
             costs.append(float(cost))

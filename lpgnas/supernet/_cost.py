@@ -181,7 +181,7 @@ def _scorer(net, layers: list[_LayerX], relax: Relax | None):
             size = size + lx.active * 32.0 * (lx.hidden * lx.heads * c + c)
     else:
         size = 32.0 * (layers[-1].hidden * layers[-1].heads * c + c)
-    if net.layers[0].bn is not None:
+    if net.norm == "batch":
         for lx in layers:
             size = size + lx.active * 32.0 * 2.0 * lx.out_width
     return size, 0.0, 0.0

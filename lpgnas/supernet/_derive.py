@@ -68,7 +68,7 @@ def derive(net, *, search: Mapping[str, Any] | None = None) -> Architecture:
         dropout=cfg.dropout,
         input_dropout=cfg.input_dropout if plan.task == "node" else 0.0,
         attn_dropout=cfg.attn_dropout,
-        norm=net.space.readout.norm if plan.task == "graph" else "none",
+        norm=net.norm,
         readout=net.readout,
         jk=net.jk,
         quant=quant,

@@ -11,7 +11,7 @@ from flax import nnx
 from jax.experimental import sparse as jsparse
 
 from lpgnas._validate import finite_number
-from lpgnas.nn import GraphArrays, SparseRows
+from lpgnas.nn import GraphArrays, SparseRows, pool_graphs
 from lpgnas.search_spaces import SearchSpace, load_space
 from lpgnas.supernet._layer import SuperLayer
 from lpgnas.supernet._relax import ArchLogit, Relax, choice_probs
@@ -76,15 +76,17 @@ class Supernet(nnx.Module):
         plan = plan_supernet(space, num_classes)
         self.plan: SupernetPlan = plan
         head = space.readout
+        graph_task = plan.task == "graph"
+        # the read-out the derived architecture gets (Architecture.readout / norm / jk)
         self.readout = head.readout
-        self.jk = plan.task == "graph" and head.jk
-        norm = plan.task == "graph" and head.norm == "batch"
+        self.norm = head.norm if graph_task else "none"
+        self.jk = graph_task and head.jk
         layers = []
         dim = in_dim
         dims = [dim]
         for slot in plan.slots:
             layers.append(SuperLayer(slot, dim, plan.quant, num_nodes=num_nodes, rngs=rngs,
-                                     init_scale=config.init_scale, batch_norm=norm))
+                                     init_scale=config.init_scale, batch_norm=self.norm == "batch"))
             dim = slot.out_width
             dims.append(dim)
         self.layers = nnx.List(layers)
@@ -140,7 +142,7 @@ class Supernet(nnx.Module):
             if isinstance(rep, jsparse.BCOO):
                 rep = rep.todense()
             k = None if keys[-1] is None else jax.random.fold_in(keys[-1], j)
-            term = dropout(scorer(_pool(rep, ga, self.readout)), cfg.dropout, k, training)
+            term = dropout(scorer(pool_graphs(rep, ga, self.readout)), cfg.dropout, k, training)
             term = term if p is None else p * term
             score = term if score is None else score + term
         return score
@@ -188,15 +190,3 @@ def dropout(x, rate: float, key: jax.Array | None, training: bool):
     scale = jnp.asarray(256.0 / (256 - threshold), x.dtype)
     return jnp.where(keep, x * scale, jnp.zeros((), x.dtype))
 
-
-def _pool(h: jax.Array, ga: GraphArrays, readout: str) -> jax.Array:
-    g = ga.num_graphs
-    mask = ga.node_mask[:, None]
-    if readout == "max":
-        out = jax.ops.segment_max(jnp.where(mask, h, -jnp.inf), ga.node_graph, g, indices_are_sorted=True)
-        return jnp.where(jnp.isfinite(out), out, jnp.zeros((), h.dtype))
-    total = jax.ops.segment_sum(jnp.where(mask, h, jnp.zeros((), h.dtype)), ga.node_graph, g, indices_are_sorted=True)
-    if readout == "sum":
-        return total
-    count = jax.ops.segment_sum(ga.node_mask.astype(h.dtype), ga.node_graph, g, indices_are_sorted=True)
-    return total / jnp.maximum(count, 1.0)[:, None]
