@@ -11,7 +11,7 @@ import dataclasses
 import os
 from typing import Any, Mapping
 
-from lpgnas._validate import finite_number, positive_int
+from lpgnas._validate import finite_number, non_negative_int, positive_int
 from lpgnas.errors import ConfigError
 
 __all__ = [
@@ -150,7 +150,10 @@ class Architecture:
     ``search`` carries provenance (space, dataset, lambda, seed, metrics) for searched models.
     Graph tasks read out with ``readout`` (pooling), ``jk`` (pool the input and every layer, one
     scorer each) and ``norm`` (``batch``: a batch norm after every layer but ``gin`` ones, whose MLP
-    holds its own); node tasks do not use these three fields.
+    holds its own); ``head`` (graph tasks only) replaces the linear scorers by an MLP of that width on
+    the pooled representation (with ``jk``, the pooled representations side by side): linear, ReLU,
+    dropout, linear -- Degree-Quant's and PyTorch Geometric's GIN head. Node tasks do not use these
+    fields.
     """
 
     layers: tuple[LayerSpec, ...]
@@ -161,6 +164,7 @@ class Architecture:
     norm: str = "none"
     readout: str = "sum"
     jk: bool = False
+    head: int = 0
     quant: Any = None
     propagation: Propagation | None = None
     # provenance only: left out of the hash so that an Architecture (a static part of a model's
@@ -182,6 +186,9 @@ class Architecture:
             layer.validate(f"layers[{i}]")
         for name in ("dropout", "input_dropout", "attn_dropout"):
             finite_number(name, getattr(self, name), ge=0, lt=1)
+        non_negative_int("head", self.head)
+        if self.head and self.task != "graph":
+            raise ConfigError("head", f"an MLP head reads pooled graphs (graph tasks); got task {self.task!r}")
         if self.propagation is not None:
             if not isinstance(self.propagation, Propagation):
                 raise ConfigError("propagation", f"must be a Propagation, got {type(self.propagation).__name__}")
@@ -191,8 +198,8 @@ class Architecture:
         return self
 
     def to_json(self) -> dict:
-        """The ``lpgnas.arch/v1`` document; ``propagation`` is written only when set (documents of
-        models without it stay as older lpgnas versions write and read them)."""
+        """The ``lpgnas.arch/v1`` document; ``propagation`` and ``head`` are written only when set
+        (documents of models without them stay as older lpgnas versions write and read them)."""
         quant = None
         if self.quant is not None:
             quant = self.quant.to_json() if hasattr(self.quant, "to_json") else dict(self.quant)
@@ -209,6 +216,8 @@ class Architecture:
             "quant": quant,
             "search": dict(self.search) if self.search is not None else None,
         }
+        if self.head:
+            out["head"] = self.head
         if self.propagation is not None:
             out["propagation"] = self.propagation.to_json()
         return out
@@ -226,7 +235,7 @@ class Architecture:
 _LAYER_FIELDS = {f.name: f for f in dataclasses.fields(LayerSpec)}
 _PROP_FIELDS = {f.name for f in dataclasses.fields(Propagation)}
 _ARCH_KEYS = {"schema", "task", "layers", "dropout", "input_dropout", "attn_dropout", "norm", "readout", "jk",
-              "quant", "search", "propagation"}
+              "head", "quant", "search", "propagation"}
 
 
 def _from_json(obj: Any) -> Architecture:
@@ -266,7 +275,8 @@ def _from_json(obj: Any) -> Architecture:
         except ConfigError as e:
             field = e.field if e.field == "quant" or e.field.startswith("quant.") else f"quant.{e.field}"
             raise ConfigError(field, e.problem) from None
-    kwargs = {k: obj[k] for k in ("task", "dropout", "input_dropout", "attn_dropout", "norm", "readout", "jk")
+    kwargs = {k: obj[k] for k in ("task", "dropout", "input_dropout", "attn_dropout", "norm", "readout", "jk",
+                                  "head")
               if k in obj}
     if "jk" in kwargs and not isinstance(kwargs["jk"], bool):
         raise ConfigError("jk", f"must be true or false, got {kwargs['jk']!r}")
@@ -309,7 +319,8 @@ def read_architecture(path: str | os.PathLike) -> Architecture:
 
 
 def baseline(model: str, *, task: str = "node", num_layers: int | None = None, hidden: int | None = None,
-             heads: int | None = None, num_classes: int | None = None, readout: str = "sum") -> Architecture:
+             heads: int | None = None, num_classes: int | None = None, readout: str = "sum", jk: bool = True,
+             head: int = 0) -> Architecture:
     """The FP32 baseline architectures: ``gcn``, ``gat``, ``gin``, ``sage``, ``appnp``.
 
     Node tasks follow the published set-ups (GCN: 2 layers of 16, dropout 0.5; GAT: 8 heads x 8 then
@@ -317,7 +328,9 @@ def baseline(model: str, *, task: str = "node", num_layers: int | None = None, h
     ``linear`` layers (hidden 64, dropout 0.5) whose logits are propagated K = 10 steps with teleport
     0.1, i.e. :class:`Propagation` ``(steps=10, lam=9)``). Graph tasks use GIN's
     set-up: 5 layers (incl. input) with batch norm and a ``readout`` (default GIN's sum) of every
-    layer (jumping knowledge);
+    layer (jumping knowledge; ``jk=False`` pools the last layer only), each pooled representation
+    scored by a linear layer, or with ``head > 0`` all of them by one MLP of that width (Degree-Quant's
+    GIN: ``num_layers=5, jk=False, head=64``); ``jk`` and ``head`` are for graph tasks only;
     ``appnp`` is node-level only. The last layer's width is ``num_classes`` for node tasks (it is the
     classifier).
     """
@@ -333,7 +346,9 @@ def baseline(model: str, *, task: str = "node", num_layers: int | None = None, h
                                  aggregator="mean" if model == "sage" else "add", activation="relu")
                        for _ in range(n))
         return Architecture(layers=layers, task="graph", dropout=0.5, input_dropout=0.0, norm="batch",
-                            readout=readout, jk=True).validate()
+                            readout=readout, jk=jk, head=head).validate()
+    if head:
+        raise ConfigError("head", f"an MLP head reads pooled graphs (graph tasks); got task {task!r}")
     if num_classes is None:
         raise ConfigError("num_classes", "needed to build a node-classification baseline")
     n = num_layers or 2

@@ -56,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--readout", choices=READOUTS, default=None,
                    help="graph pooling of every layer (graph tasks; default: the architecture's, sum for the "
                         "GIN baseline; mean keeps the logits of large graphs in range)")
+    t.add_argument("--jk", action=argparse.BooleanOptionalAction, default=None,
+                   help="graph tasks: read out the input and every layer (jumping knowledge; the GIN baseline's "
+                        "default) or, with --no-jk, the last layer only (default: the architecture's)")
+    t.add_argument("--head", type=int, default=None, metavar="WIDTH",
+                   help="graph tasks: score the pooled representation with an MLP of this width (linear, ReLU, "
+                        "dropout, linear), 0 for one linear scorer per pooled representation (default: the "
+                        "architecture's, 0 for the baselines). Degree-Quant's GIN: --layers 5 --no-jk --head 64")
     t.add_argument("--batch-size", type=int, default=None, help="graphs per batch (graph tasks)")
     t.add_argument("--degree-encoding", choices=DEGREE_ENCODINGS, default=None,
                    help="node features of graph sets without node labels (graph tasks): onehot, the degree clipped "
@@ -296,8 +303,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     if args.degree_encoding is not None and task != "graph":
         raise ConfigError("--degree-encoding", f"encodes the degree of graph-level sets; {args.dataset} is a "
                                                "node-level dataset")
-    if args.readout is not None and task != "graph":
-        raise ConfigError("--readout", f"pools graphs; {args.dataset} is a node-level dataset")
+    for flag, value in (("--readout", args.readout), ("--jk", args.jk), ("--head", args.head)):
+        if value is not None and task != "graph":
+            raise ConfigError(flag, f"reads out pooled graphs; {args.dataset} is a node-level dataset")
+    if args.head is not None and args.head < 0:
+        raise ConfigError("--head", f"must be a width >= 0, got {args.head}")
+    readout_overrides = {k: v for k, v in (("readout", args.readout), ("jk", args.jk), ("head", args.head))
+                         if v is not None}
     if args.fold is not None and task != "graph":
         raise ConfigError("--fold", f"picks cross-validation folds (graph tasks); {args.dataset} is a node-level "
                                     "dataset (use --seeds)")
@@ -307,12 +319,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
             raise ConfigError("task", f"architecture is for {arch.task}-level tasks but {args.dataset} is a "
                                       f"{task}-level dataset", source=args.arch)
         model_name = "arch"
-        if args.readout is not None:
-            arch = dataclasses.replace(arch, readout=args.readout)
+        arch = dataclasses.replace(arch, **readout_overrides)
     else:
         model_name = args.model or ("gin" if task == "graph" else "gcn")
         arch = baseline(model_name, task=task, num_classes=obj.num_classes, hidden=args.hidden,
-                        num_layers=args.layers, readout=args.readout or "sum")
+                        num_layers=args.layers, **{"readout": "sum", **readout_overrides})
     if args.recipe is not None:
         try:
             arch, defaults = apply_recipe(arch, args.recipe)

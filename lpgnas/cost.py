@@ -78,6 +78,7 @@ __all__ = [
     "layer_cost_shape",
     "gnn_cost",
     "norm_params",
+    "readout_params",
 ]
 
 LAYER_KINDS = ("linear", "gcn", "gat", "gin", "sage", "skip")
@@ -324,6 +325,22 @@ def norm_params(arch) -> int:
     return sum(2 * spec.out_dim() for spec in arch.layers if spec.op != "gin")
 
 
+def readout_params(arch, in_dim: int, num_classes: int) -> int:
+    """Full-precision parameters of a graph model's read-out, which reads pooled vectors (so it adds to
+    the model size only): the linear scorer of every pooled representation (the input and every layer
+    with ``arch.jk``, else the last layer), or with ``arch.head`` one MLP on them side by side, plus
+    :func:`norm_params`. Node tasks: 0 (their classifier head is a node-level layer)."""
+    if arch.task != "graph":
+        return 0
+    dims = [int(in_dim)] + [spec.out_dim() for spec in arch.layers]
+    used = dims if arch.jk else dims[-1:]
+    if arch.head:
+        scorers = sum(used) * arch.head + arch.head + arch.head * num_classes + num_classes
+    else:
+        scorers = sum(d * num_classes + num_classes for d in used)
+    return int(scorers) + norm_params(arch)
+
+
 _OP_KIND = {"gcn": "gcn", "gat": "gat", "attn": "gat", "sage": "sage", "gin": "gin", "linear": "linear"}
 
 
@@ -347,7 +364,7 @@ def gnn_cost(model, num_nodes: int, num_edges: int, *, node_degree=None, edge_de
 
     Each layer is counted as :func:`layer_cost_shape` says, a residual projection as a ``skip``
     entry (as the search counts them in :func:`lpgnas.supernet.architecture_cost`); a node model's
-    classifier head and a graph model's scorers (on pooled vectors: parameters only) at full precision; a propagation block
+    classifier head and a graph model's scorers or read-out MLP (on pooled vectors: parameters only) at full precision; a propagation block
     (``model.propagation``) as a :class:`PropagationCost` with its per-step bits.
     """
     from lpgnas.quant import avg_bits
@@ -370,7 +387,8 @@ def gnn_cost(model, num_nodes: int, num_edges: int, *, node_degree=None, edge_de
     if getattr(model, "head", None) is not None:
         layers.append(LayerCost("linear", model.head.in_features, model.head.out_features))
     scorer_params = sum(sc.in_features * sc.out_features + sc.out_features
-                        for sc in getattr(model, "scorers", None) or ())
+                        for sc in [*(getattr(model, "scorers", None) or ()),
+                                   *(getattr(model, "readout_mlp", None) or ())])
     arch = getattr(model, "arch", None)
     if arch is not None:
         scorer_params += norm_params(arch)

@@ -127,6 +127,8 @@ def architectures(draw):
     arch = draw(_architectures)
     if arch.task == "node" and draw(st.booleans()):
         arch = dataclasses.replace(arch, propagation=draw(propagations()))
+    if arch.task == "graph" and draw(st.booleans()):
+        arch = dataclasses.replace(arch, head=draw(st.integers(1, 256)))
     return arch
 
 
@@ -307,12 +309,18 @@ REFUSALS = [
     ("propagation-rho-bool", _set(["propagation"], {"rho": True}), "propagation.rho"),
     ("propagation-mu-max-zero", _set(["propagation"], {"mu_max": 0}), "propagation.mu_max"),
     ("propagation-graph-task", lambda d: d.update(task="graph", propagation={"steps": 3}), "propagation"),
+    ("head-negative", lambda d: d.update(task="graph", head=-1), "head"),
+    ("head-float", lambda d: d.update(task="graph", head=8.5), "head"),
+    ("head-bool", lambda d: d.update(task="graph", head=True), "head"),
+    ("head-string", lambda d: d.update(task="graph", head="64"), "head"),
+    ("head-node-task", _set(["head"], 8), "head"),
 ]
 
 
 # What JSON Schema cannot say: 16.0 is an "integer" there and NaN is not JSON at all; cross-field
-# rules (a linear layer's single head, propagation on node tasks only) are the reader's.
-_SCHEMA_CANNOT_REFUSE = {"hidden-float", "dropout-nan", "linear-heads", "propagation-graph-task"}
+# rules (a linear layer's single head, propagation on node tasks only, an MLP head on graph tasks only) are the
+# reader's.
+_SCHEMA_CANNOT_REFUSE = {"hidden-float", "dropout-nan", "linear-heads", "propagation-graph-task", "head-node-task"}
 
 
 @pytest.mark.parametrize("case,edit,field", REFUSALS, ids=[r[0] for r in REFUSALS])
@@ -458,6 +466,7 @@ fuzz_docs = _maybe(required=("schema", "task", "layers"), valid={
     "norm": st.sampled_from(A.NORMS),
     "readout": st.sampled_from(A.READOUTS),
     "jk": st.booleans(),
+    "head": st.integers(0, 64),
     "quant": st.none() | st.sampled_from(PRESETS) | fuzz_quant,
     "search": search_meta,
     "propagation": st.none() | _maybe({"steps": st.integers(1, 30), "lam": st.floats(0, 50),
@@ -591,6 +600,18 @@ def test_appnp_has_no_graph_variant():
     with pytest.raises(ConfigError) as err:
         baseline("appnp", task="graph")
     assert err.value.field == "model" and "node" in err.value.problem
+
+
+def test_head_is_written_only_when_set_and_only_for_graph_tasks(validator):
+    assert "head" not in baseline("gin", task="graph").to_json()
+    arch = baseline("gin", task="graph", num_layers=5, jk=False, head=64)
+    doc = arch.to_json()
+    validator.validate(doc)
+    assert (doc["head"], doc["jk"], len(doc["layers"])) == (64, False, 5)
+    assert Architecture.from_json(doc) == arch
+    with pytest.raises(ConfigError) as err:
+        baseline("gcn", num_classes=3, head=16)
+    assert err.value.field == "head" and "graph" in err.value.problem
 
 
 def test_propagation_is_written_only_when_set():

@@ -46,6 +46,9 @@ def test_train_graph_task_with_folds(capsys, data_root, extra, select, encoding)
     (["--dataset", "synthetic:nodes=50,bogus=1"], "bogus"),
     (["--dataset", "cora", "--readout", "mean"], "--readout"),
     (["--dataset", "cora", "--degree-encoding", "normalized"], "--degree-encoding"),
+    (["--dataset", "cora", "--head", "8"], "--head"),
+    (["--dataset", "cora", "--no-jk"], "--jk"),
+    (["--dataset", "mutag", "--head", "-1"], "--head"),
 ])
 def test_bad_input_exits_2_with_message(capsys, data_root, argv, needle):
     code, out, err = _run(capsys, "train", *argv, "--data-root", data_root)
@@ -60,6 +63,19 @@ def test_readout_flag_sets_the_saved_architecture(capsys, tmp_path, data_root, r
     assert code == 0, err
     saved = json.loads((tmp_path / "arch.json").read_text())
     assert saved["readout"] == readout and saved["layers"][0]["op"] == "gin"
+
+
+@pytest.mark.parametrize("flags, jk, head", [
+    ([], True, None),
+    (["--no-jk", "--head", "16"], False, 16),   # Degree-Quant's GIN read-out: last layer, MLP head
+    (["--jk", "--head", "0"], True, None),
+])
+def test_jk_and_head_flags_set_the_saved_architecture(capsys, tmp_path, data_root, flags, jk, head):
+    code, _, err = _run(capsys, "train", "--dataset", "mutag", "--folds", "2", "--fold", "0", "--epochs", "1",
+                        "--hidden", "8", "--layers", "2", *flags, "--save", str(tmp_path), "--data-root", data_root)
+    assert code == 0, err
+    saved = json.loads((tmp_path / "arch.json").read_text())
+    assert saved["jk"] is jk and saved.get("head") == head
 
 
 def test_bad_architecture_file_names_field(capsys, tmp_path, data_root):

@@ -175,6 +175,45 @@ def test_graph_model_batch_norm_follows_non_gin_layers_and_ignores_padding(ops, 
     np.testing.assert_allclose(np.asarray(out1[:2]), np.asarray(out2[:2]), rtol=1e-5, atol=1e-5)
 
 
+def _padded_graph_batch():
+    s = np.array([1, 2, 0, 2, 0, 1, 4, 3], np.int32)
+    r = np.array([0, 0, 1, 1, 2, 2, 3, 4], np.int32)
+    node_graph = np.array([0, 0, 0, 1, 1, 2], np.int32)
+    mask = np.array([True] * 5 + [False])
+    return graph_arrays(s, r, 6, node_graph=node_graph, node_mask=mask, num_graphs=3)
+
+
+@pytest.mark.parametrize("jk, head, readout_params", [
+    # in 4, layers 6 and 5 wide, 2 classes; batch norm after the gat layer (2 x 6)
+    (True, 0, (4 * 2 + 2) + (6 * 2 + 2) + (5 * 2 + 2) + 12),
+    (False, 0, (5 * 2 + 2) + 12),
+    (True, 7, (15 * 7 + 7) + (7 * 2 + 2) + 12),   # one MLP on the three pooled vectors side by side
+    (False, 7, (5 * 7 + 7) + (7 * 2 + 2) + 12),   # Degree-Quant's head on the last layer
+])
+def test_graph_read_out_scorers_or_mlp_head(jk, head, readout_params):
+    from lpgnas.cost import gnn_cost, readout_params as count
+    from lpgnas.supernet import architecture_cost
+
+    ga = _padded_graph_batch()
+    layers = (LayerSpec(op="gat", hidden=3, heads=2, attention="gat"), LayerSpec(op="gin", hidden=5))
+    arch = Architecture(layers=layers, task="graph", norm="batch", readout="mean", jk=jk, head=head, dropout=0.5)
+    net = GNN(arch, 4, 2, rngs=nnx.Rngs(0))
+    assert (net.scorers is None) == bool(head) and (net.readout_mlp is None) == (not head)
+    parts = [p for p in (net.scorers, net.readout_mlp, net.norms) if p is not None]
+    held = sum(int(np.size(v)) for part in parts for v in jax.tree.leaves(nnx.state(part, nnx.Param)))
+    assert held == count(arch, 4, 2) == readout_params
+    exact = architecture_cost(arch, 4, 2, 5.0, 8.0)
+    assert gnn_cost(net, 5.0, 8.0).model_size_bits == pytest.approx(exact.model_size_bits)
+    x = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
+    out = net(jnp.asarray(x), ga, training=True, key=jax.random.key(1))
+    assert out.shape == (3, 2) and bool(jnp.all(jnp.isfinite(out)))
+    x[5] = 1e3  # a padding node moves neither the pooled vectors nor the head
+    again = net(jnp.asarray(x), ga, training=True, key=jax.random.key(1))
+    np.testing.assert_allclose(np.asarray(again[:2]), np.asarray(out[:2]), rtol=1e-5, atol=1e-5)
+    drop = net(jnp.asarray(x), ga, training=True, key=jax.random.key(2))
+    assert not np.allclose(np.asarray(drop), np.asarray(again))  # the head's dropout is drawn from the key
+
+
 def test_node_model_adds_classifier_when_last_width_differs():
     arch = Architecture(layers=(LayerSpec(op="gcn", hidden=8),), dropout=0.0, input_dropout=0.0)
     net = GNN(arch, 5, 3, rngs=nnx.Rngs(0))

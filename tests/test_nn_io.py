@@ -4,6 +4,7 @@ import dataclasses
 import json
 import os
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -38,6 +39,21 @@ def test_save_load_round_trip_is_exact(tmp_path, preset):
     save_model(tmp_path / "m", model, {"in_dim": 8, "num_classes": 3, "num_nodes": n})
     loaded, arch, meta = load_model(tmp_path / "m")
     assert arch == model.arch and meta["num_nodes"] == n
+    np.testing.assert_array_equal(np.asarray(loaded(x, ga)), np.asarray(model(x, ga)))
+
+
+def test_graph_model_with_mlp_head_round_trip_is_exact(tmp_path):
+    rng = np.random.default_rng(1)
+    s = np.array([1, 0, 2, 1, 4, 3], np.int32)
+    r = np.array([0, 1, 1, 2, 3, 4], np.int32)
+    ga = graph_arrays(s, r, 5, node_graph=np.array([0, 0, 0, 1, 1], np.int32), num_graphs=2)
+    arch = baseline("gin", task="graph", num_layers=2, hidden=8, jk=False, head=6)
+    model = GNN(arch, 4, 3, rngs=nnx.Rngs(2))
+    x = jnp.asarray(rng.normal(size=(5, 4)).astype(np.float32))
+    model(x, ga, training=True, key=jax.random.key(0))  # batch statistics move once
+    save_model(tmp_path / "g", model, {"in_dim": 4, "num_classes": 3})
+    loaded, back, _ = load_model(tmp_path / "g")
+    assert back == arch and back.head == 6
     np.testing.assert_array_equal(np.asarray(loaded(x, ga)), np.asarray(model(x, ga)))
 
 

@@ -22,7 +22,8 @@ class GNN(nnx.Module):
     component when it is the classifier) stay in full precision. Graph tasks: with ``arch.norm ==
     "batch"`` a batch norm after every layer but ``gin`` ones (whose MLP holds its own; padding
     nodes masked out of the statistics), before the activation; pooling (``arch.readout``) of every layer's output (and of the input when ``arch.jk``), one
-    linear scorer per pooled representation, summed (the GIN read-out).
+    linear scorer per pooled representation, summed (the GIN read-out), or with ``arch.head > 0`` one
+    MLP (:attr:`readout_mlp`: linear, ReLU, dropout, linear) on the pooled representations side by side.
 
     ``arch.propagation`` (node tasks): the output (after the classifier head, if any) is propagated
     K steps by :attr:`propagation` (a :class:`lpgnas.quant.SmoothPropagation`; APPNP with
@@ -59,10 +60,17 @@ class GNN(nnx.Module):
         self.norms = norms
         if arch.task == "graph":
             readout_dims = dims if arch.jk else dims[-1:]
-            self.scorers = nnx.List([nnx.Linear(d, num_classes, rngs=rngs) for d in readout_dims])
+            if arch.head:
+                self.scorers = None
+                self.readout_mlp = nnx.List([nnx.Linear(sum(readout_dims), arch.head, rngs=rngs),
+                                             nnx.Linear(arch.head, num_classes, rngs=rngs)])
+            else:
+                self.scorers = nnx.List([nnx.Linear(d, num_classes, rngs=rngs) for d in readout_dims])
+                self.readout_mlp = None
             self.head = None
         else:
             self.scorers = None
+            self.readout_mlp = None
             self.head = None if dim == num_classes else nnx.Linear(dim, num_classes, rngs=rngs)
         prop = None
         if arch.task == "node" and arch.propagation is not None:
@@ -94,6 +102,10 @@ class GNN(nnx.Module):
                 h = propagate_output(self.propagation, h, ga, training=training, protect=protect)
             return h
         used = reps if arch.jk else reps[-1:]
+        if self.readout_mlp is not None:
+            pooled = jnp.concatenate([pool_graphs(rep, ga, arch.readout) for rep in used], axis=-1)
+            hidden = jax.nn.relu(self.readout_mlp[0](pooled))
+            return self.readout_mlp[1](dropout(hidden, arch.dropout, keys[-1], training))
         score = jnp.zeros((ga.num_graphs, self.num_classes), x.dtype)
         for j, (rep, scorer) in enumerate(zip(used, self.scorers)):
             pooled = pool_graphs(rep, ga, arch.readout)

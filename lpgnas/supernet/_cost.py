@@ -23,7 +23,7 @@ from typing import Any, NamedTuple, Sequence
 
 from lpgnas.arch import SOFTMAX_ATTENTIONS, Architecture
 from lpgnas.cost import (BIT_FIELDS, CostReport, LayerCost, layer_cost_from_config, layer_cost_shape, model_cost,
-                         norm_params, with_fp32_params)
+                         readout_params, with_fp32_params)
 from lpgnas.errors import ConfigError
 from lpgnas.supernet._relax import Relax
 
@@ -216,12 +216,11 @@ def architecture_cost(arch: Architecture, in_dim: int, num_classes: int, num_nod
     supernet counts: each layer as :func:`lpgnas.cost.layer_cost_shape` says (attention layers by the
     ``gat`` rule when their attention is a softmax type, else the ``gcn`` rule at width
     ``heads * hidden``); a skip projection (``in != out``) at the
-    layer's weight bits; a node classifier head / graph scorers (``nnx.Linear``, never quantised)
-    at 32 bits."""
+    layer's weight bits; a node classifier head at 32 bits; a graph model's read-out as
+    :func:`lpgnas.cost.readout_params` counts it."""
     config = arch.quant
     layers = []
     dim = int(in_dim)
-    dims = [dim]
     for i, spec in enumerate(arch.layers):
         kind, out_dim, heads = layer_cost_shape(spec)
         lc = layer_cost_from_config(config, i, kind, dim, out_dim, heads)
@@ -230,12 +229,6 @@ def architecture_cost(arch: Architecture, in_dim: int, num_classes: int, num_nod
         if spec.skip and dim != out:
             layers.append(LayerCost("skip", dim, out, weight_bits=lc.weight_bits, input_bits=lc.input_bits))
         dim = out
-        dims.append(dim)
-    scorer_params = 0
-    if arch.task == "node":
-        if dim != num_classes:
-            layers.append(LayerCost("linear", dim, int(num_classes)))
-    else:
-        scorer_params = sum(d * num_classes + num_classes for d in (dims if arch.jk else dims[-1:]))
-        scorer_params += norm_params(arch)
-    return with_fp32_params(model_cost(layers, num_nodes, num_edges), scorer_params)
+    if arch.task == "node" and dim != num_classes:
+        layers.append(LayerCost("linear", dim, int(num_classes)))
+    return with_fp32_params(model_cost(layers, num_nodes, num_edges), readout_params(arch, in_dim, num_classes))
