@@ -214,6 +214,30 @@ def test_graph_read_out_scorers_or_mlp_head(jk, head, readout_params):
     assert not np.allclose(np.asarray(drop), np.asarray(again))  # the head's dropout is drawn from the key
 
 
+@pytest.mark.parametrize("method, bits", [("binary", 1), ("ternary", 2), ("affine", 4)])
+def test_graph_model_evaluates_each_graph_apart_from_its_batch(method, bits):
+    """A graph's evaluation logits do not depend on the other graphs or the padding of its batch,
+    whatever quantises the node features (binary / ternary scales are running averages)."""
+    from lpgnas.quant import QuantConfig
+
+    quant = QuantConfig.from_json({"default": {"method": "fp32", "bits": 32}, "overrides": [
+        {"layer": layer, "component": comp, "spec": {"method": method, "bits": bits}}
+        for layer in (0, 1) for comp in ("input", "aggregate")]})
+    layers = (LayerSpec(op="gcn", hidden=6), LayerSpec(op="gin", hidden=6))
+    arch = Architecture(layers=layers, task="graph", norm="batch", readout="sum", jk=True, quant=quant)
+    net = GNN(arch, 4, 2, rngs=nnx.Rngs(0))
+    rng = np.random.default_rng(3)
+    ga = _padded_graph_batch()  # graphs of 3 and 2 nodes, one padding node
+    x = jnp.asarray(rng.normal(size=(6, 4)).astype(np.float32))
+    for k in range(3):
+        net(x, ga, training=True, key=jax.random.key(k))
+    both = net(x, ga)
+    s = np.array([1, 2, 0, 2, 0, 1], np.int32)
+    r = np.array([0, 0, 1, 1, 2, 2], np.int32)
+    alone = graph_arrays(s, r, 3, node_graph=np.zeros(3, np.int32), num_graphs=1)
+    np.testing.assert_allclose(np.asarray(net(x[:3], alone)[0]), np.asarray(both[0]), rtol=1e-5, atol=1e-5)
+
+
 def test_node_model_adds_classifier_when_last_width_differs():
     arch = Architecture(layers=(LayerSpec(op="gcn", hidden=8),), dropout=0.0, input_dropout=0.0)
     net = GNN(arch, 5, 3, rngs=nnx.Rngs(0))

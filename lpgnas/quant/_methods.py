@@ -12,7 +12,11 @@ Methods:
 
 * ``fixed``: ``scale = 2^-frac_bits``, zero point 0, codes of ``bits`` (signed or not);
 * ``binary``: ``scale * sign(x)``, ``scale = mean|x|`` per group;
-* ``ternary``: threshold ``0.7 * mean|x|``, ``scale`` = mean ``|x|`` above it;
+* ``ternary``: threshold ``0.7 * mean|x|``, ``scale`` = mean ``|x|`` above it; on node and edge
+  tensors with a group shared across rows (``tensor`` / ``column``) both keep running averages
+  (``m <- m + 0.1 (cur - m)``, as batch norm does): training uses the call's statistic and updates
+  them, evaluation reads them, so that a row's evaluation output does not depend on the other rows
+  of the tensor (the other graphs of a batch, its padding);
 * ``affine`` / ``dq`` / ``sgquant``: observer range ``[lo, hi]`` (widened to contain 0);
   signed -> symmetric ``scale = max(|lo|, |hi|) / ((qmax - qmin) / 2)``, zero point 0; unsigned ->
   ``scale = (hi - lo) / (qmax - qmin)``, ``zp = round(qmin - lo / scale)``. With topology buckets the
@@ -238,26 +242,70 @@ def _params_fixed(plan, state, x, ctx):
     return QParams(scale, jnp.zeros((), jnp.float32), float(qmin), float(qmax)), state
 
 
+SIGN_MOMENTUM = 0.1  # running mean|x| of binary / ternary activations, batch norm's usual rate
+
+
+def _sign_running(plan: QuantPlan) -> bool:
+    """Binary / ternary quantisers whose statistic pools rows of a node or edge tensor keep it as a
+    running average (a per-row group, or a weight, is its own statistic)."""
+    return plan.kind != "weight" and plan.granularity in ("tensor", "column")
+
+
+def _init_sign(plan, key):
+    if not _sign_running(plan):
+        return {}, frozenset()
+    shape = _param_shape(plan)
+    state = {"mean_abs": jnp.zeros(shape, jnp.float32), "count": jnp.zeros((), jnp.int32)}
+    if plan.method == "ternary":
+        state["scale"] = jnp.zeros(shape, jnp.float32)
+    return state, frozenset()
+
+
+def _sign_stats(plan, state, ctx, current):
+    """``(stats, new_state)``: in training the call's statistics (``current()``, a dict), folded
+    into the running averages; in evaluation the running averages once something was observed."""
+    if not _sign_running(plan):
+        return current(), state
+    names = [k for k in state if k != "count"]
+    if ctx.training:
+        cur = current()
+        first = state["count"] == 0
+        new = {k: jnp.where(first, cur[k], state[k] + SIGN_MOMENTUM * (cur[k] - state[k])).astype(jnp.float32)
+               for k in names}
+        return cur, {**state, **new, "count": state["count"] + 1}
+    stored = cond(state["count"] > 0, lambda: {k: state[k] for k in names}, current)
+    return stored, state
+
+
 def _params_binary(plan, state, x, ctx):
-    scale = jnp.maximum(masked_mean_abs(x, _valid(plan, ctx), plan.granularity), TINY)
+    def current():
+        return {"mean_abs": masked_mean_abs(x, _valid(plan, ctx), plan.granularity)}
+
+    stats, new_state = _sign_stats(plan, state, ctx, current)
+    scale = jnp.maximum(stats["mean_abs"], TINY)
     zero = jnp.zeros_like(scale)
-    return QParams(scale, zero, -1.0, 1.0, threshold=zero), state
+    return QParams(scale, zero, -1.0, 1.0, threshold=zero), new_state
 
 
 def _params_ternary(plan, state, x, ctx):
     valid = _valid(plan, ctx)
     gran = plan.granularity
-    thr = 0.7 * masked_mean_abs(x, valid, gran)
-    xa = jnp.abs(jax.lax.stop_gradient(x))
-    above = xa > thr
-    if valid is not None:
-        above = jnp.logical_and(above, row_mask(valid, x.ndim))
-    axes = reduce_axes(x.ndim, gran)
-    shp = stat_shape(x.shape, gran)
-    total = jnp.sum(jnp.where(above, xa, 0.0), axis=axes, keepdims=True).reshape(shp)
-    count = jnp.sum(above, axis=axes, keepdims=True, dtype=jnp.float32).reshape(shp)
-    scale = jnp.maximum(total / jnp.maximum(count, 1.0), TINY)
-    return QParams(scale, jnp.zeros_like(scale), -1.0, 1.0, threshold=thr), state
+
+    def current():
+        mean_abs = masked_mean_abs(x, valid, gran)
+        xa = jnp.abs(jax.lax.stop_gradient(x))
+        above = xa > 0.7 * mean_abs
+        if valid is not None:
+            above = jnp.logical_and(above, row_mask(valid, x.ndim))
+        axes = reduce_axes(x.ndim, gran)
+        shp = stat_shape(x.shape, gran)
+        total = jnp.sum(jnp.where(above, xa, 0.0), axis=axes, keepdims=True).reshape(shp)
+        count = jnp.sum(above, axis=axes, keepdims=True, dtype=jnp.float32).reshape(shp)
+        return {"mean_abs": mean_abs, "scale": total / jnp.maximum(count, 1.0)}
+
+    stats, new_state = _sign_stats(plan, state, ctx, current)
+    scale = jnp.maximum(stats["scale"], TINY)
+    return QParams(scale, jnp.zeros_like(scale), -1.0, 1.0, threshold=0.7 * stats["mean_abs"]), new_state
 
 
 def _init_affine(plan, key):
@@ -350,8 +398,8 @@ def _init_a2q(plan, key):
 
 _INIT = {
     "fixed": _init_none,
-    "binary": _init_none,
-    "ternary": _init_none,
+    "binary": _init_sign,
+    "ternary": _init_sign,
     "affine": _init_affine,
     "dq": _init_affine,
     "sgquant": _init_affine,
