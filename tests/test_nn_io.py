@@ -57,6 +57,35 @@ def test_graph_model_with_mlp_head_round_trip_is_exact(tmp_path):
     np.testing.assert_array_equal(np.asarray(loaded(x, ga)), np.asarray(model(x, ga)))
 
 
+def test_model_saved_before_running_sign_statistics_loads_and_evaluates_as_it_did(tmp_path):
+    """Binary activation quantisers gained running statistics; a model saved without them loads
+    with count 0, which evaluates with the call's own statistic (the old behaviour)."""
+    from flax import serialization
+
+    rng = np.random.default_rng(0)
+    s = np.array([1, 0, 2, 1], np.int32)
+    r = np.array([0, 1, 1, 2], np.int32)
+    ga = graph_arrays(s, r, 3)
+    quant = QuantConfig.from_json({"default": {"method": "fp32", "bits": 32}, "overrides": [
+        {"layer": 0, "component": "input", "spec": {"method": "binary", "bits": 1}}]})
+    arch = dataclasses.replace(baseline("gcn", num_classes=3), quant=quant)
+    model = GNN(arch, 4, 3, num_nodes=3, rngs=nnx.Rngs(1))
+    x = jnp.asarray(rng.normal(size=(3, 4)).astype(np.float32))
+    save_model(tmp_path / "m", model, {"in_dim": 4, "num_classes": 3, "num_nodes": 3})
+    weights = tmp_path / "m" / "weights.msgpack"
+    tree = serialization.msgpack_restore(weights.read_bytes())
+    q = tree["layers"][0]["q_input"]
+    assert set(q) == {"mean_abs", "count"}
+    del q["mean_abs"], q["count"]  # as written before the running statistics existed
+    weights.write_bytes(serialization.msgpack_serialize(tree))
+    loaded, _, _ = load_model(tmp_path / "m")
+    np.testing.assert_array_equal(np.asarray(loaded(x, ga)), np.asarray(model(x, ga)))
+    del tree["layers"][0]["kernel"]  # anything else missing is still refused
+    weights.write_bytes(serialization.msgpack_serialize(tree))
+    with pytest.raises(DataError, match="weights do not match"):
+        load_model(tmp_path / "m")
+
+
 def test_broken_model_folders_name_the_file(tmp_path):
     model, *_ = _setup(None)
     folder = tmp_path / "m"

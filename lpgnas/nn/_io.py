@@ -79,10 +79,31 @@ def load_model(folder: str | os.PathLike) -> tuple[GNN, Architecture, dict]:
         raise DataError(weights_path, f"not a readable weights file ({type(e).__name__})") from None
     state = nnx.state(model)
     expected = nnx.to_pure_dict(state)
+    saved = _fill_running_sign_stats(expected, saved)
     _check_tree(weights_path, expected, saved)
     nnx.replace_by_pure_dict(state, saved)
     nnx.update(model, state)
     return model, arch, meta
+
+
+# Running statistics binary / ternary activation quantisers gained after lpgnas 7f50e0b; a model saved
+# before has none, and their initial values (count 0: the call's own statistic) are what it evaluated with.
+_SIGN_STATS = frozenset({"mean_abs", "count", "scale"})
+
+
+def _fill_running_sign_stats(expected, saved):
+    """``saved`` with the running sign statistics it lacks taken from ``expected`` (the fresh model)."""
+    if not isinstance(expected, Mapping) or not isinstance(saved, Mapping):
+        return saved
+    lookup = {str(k): k for k in saved}
+    missing = {str(k) for k in expected} - set(lookup)
+    out = dict(saved)
+    if missing and "mean_abs" in missing and missing <= _SIGN_STATS:
+        out.update({k: v for k, v in expected.items() if str(k) in missing})
+    for k, v in expected.items():
+        if str(k) in lookup:
+            out[lookup[str(k)]] = _fill_running_sign_stats(v, saved[lookup[str(k)]])
+    return out
 
 
 def _check_tree(path: str, expected, saved, where: str = "") -> None:
