@@ -364,7 +364,8 @@ def gnn_cost(model, num_nodes: int, num_edges: int, *, node_degree=None, edge_de
 
     Each layer is counted as :func:`layer_cost_shape` says, a residual projection as a ``skip``
     entry (as the search counts them in :func:`lpgnas.supernet.architecture_cost`); a node model's
-    classifier head and a graph model's scorers or read-out MLP (on pooled vectors: parameters only) at full precision; a propagation block
+    classifier head at full precision, a graph model's read-out as :func:`readout_params` counts it
+    (on pooled vectors: parameters only); a propagation block
     (``model.propagation``) as a :class:`PropagationCost` with its per-step bits.
     """
     from lpgnas.quant import avg_bits
@@ -386,12 +387,8 @@ def gnn_cost(model, num_nodes: int, num_edges: int, *, node_degree=None, edge_de
                                     input_bits=bits["input_bits"]))
     if getattr(model, "head", None) is not None:
         layers.append(LayerCost("linear", model.head.in_features, model.head.out_features))
-    scorer_params = sum(sc.in_features * sc.out_features + sc.out_features
-                        for sc in [*(getattr(model, "scorers", None) or ()),
-                                   *(getattr(model, "readout_mlp", None) or ())])
     arch = getattr(model, "arch", None)
-    if arch is not None:
-        scorer_params += norm_params(arch)
+    scorer_params = readout_params(arch, model.layers[0].in_dim, model.num_classes) if arch is not None else 0
     prop = getattr(model, "propagation", None)
     pcost = None
     if prop is not None:

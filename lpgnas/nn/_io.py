@@ -16,6 +16,7 @@ from flax import nnx, serialization
 from lpgnas.arch import Architecture, read_architecture, write_architecture
 from lpgnas.errors import DataError
 from lpgnas.nn._model import GNN
+from lpgnas.quant import SIGN_RUNNING_STATS
 
 __all__ = ["save_model", "load_model", "MODEL_FILES"]
 
@@ -86,19 +87,16 @@ def load_model(folder: str | os.PathLike) -> tuple[GNN, Architecture, dict]:
     return model, arch, meta
 
 
-# Running statistics binary / ternary activation quantisers gained after lpgnas 7f50e0b; a model saved
-# before has none, and their initial values (count 0: the call's own statistic) are what it evaluated with.
-_SIGN_STATS = frozenset({"mean_abs", "count", "scale"})
-
-
 def _fill_running_sign_stats(expected, saved):
-    """``saved`` with the running sign statistics it lacks taken from ``expected`` (the fresh model)."""
+    """``saved`` with the running sign statistics it lacks taken from ``expected`` (the fresh model):
+    binary / ternary activation quantisers gained them after lpgnas 7f50e0b, a model saved before has
+    none, and their initial values (count 0: the call's own statistic) are what it evaluated with."""
     if not isinstance(expected, Mapping) or not isinstance(saved, Mapping):
         return saved
     lookup = {str(k): k for k in saved}
     missing = {str(k) for k in expected} - set(lookup)
     out = dict(saved)
-    if missing and "mean_abs" in missing and missing <= _SIGN_STATS:
+    if missing and "mean_abs" in missing and missing <= SIGN_RUNNING_STATS:
         out.update({k: v for k, v in expected.items() if str(k) in missing})
     for k, v in expected.items():
         if str(k) in lookup:

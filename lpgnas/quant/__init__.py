@@ -22,6 +22,7 @@ from lpgnas.quant._core import (
 )
 from lpgnas.quant._graph import dq_protect_mask, dq_protect_probability, dq_sample_mask, in_degree
 from lpgnas.quant._methods import (
+    SIGN_RUNNING_STATS,
     QuantPlan,
     affine_qparams,
     make_plan,
@@ -108,6 +109,7 @@ __all__ = [
     "qrange",
     "affine_qparams",
     "row_compact_exact",
+    "SIGN_RUNNING_STATS",
     # graph-aware methods
     "in_degree",
     "dq_protect_mask",

@@ -243,6 +243,8 @@ def _params_fixed(plan, state, x, ctx):
 
 
 SIGN_MOMENTUM = 0.1  # running mean|x| of binary / ternary activations, batch norm's usual rate
+# State entries of a binary / ternary quantiser with running statistics (``scale``: ternary only).
+SIGN_RUNNING_STATS = frozenset({"mean_abs", "scale", "count"})
 
 
 def _sign_running(plan: QuantPlan) -> bool:
