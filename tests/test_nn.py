@@ -10,7 +10,7 @@ from flax import nnx
 from jax.experimental import sparse as jsparse
 
 from lpgnas.arch import ATTENTIONS, Architecture, LayerSpec, baseline
-from lpgnas.nn import GNN, GNNLayer, aggregate, graph_arrays, insert_self_loops, segment_softmax
+from lpgnas.nn import GNN, GNNLayer, aggregate, dropout, graph_arrays, insert_self_loops, segment_softmax
 
 
 def _random_graph(n=12, p=0.3, seed=0):
@@ -236,6 +236,32 @@ def test_graph_model_evaluates_each_graph_apart_from_its_batch(method, bits):
     r = np.array([0, 0, 1, 1, 2, 2], np.int32)
     alone = graph_arrays(s, r, 3, node_graph=np.zeros(3, np.int32), num_graphs=1)
     np.testing.assert_allclose(np.asarray(net(x[:3], alone)[0]), np.asarray(both[0]), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("rate, octets, kept_scale", [
+    (0.5, False, 2.0),
+    (0.5, True, 2.0),              # 128 / 256 dropped exactly
+    (0.3, True, 256.0 / 179.0),    # 0.3 rounds to 77 / 256
+    (0.999, True, 256.0),          # at most 255 / 256 dropped
+])
+def test_dropout_keeps_about_one_minus_rate_and_scales_the_kept_values(rate, octets, kept_scale):
+    x = jnp.ones((257, 129), jnp.float32)  # a size that is not a multiple of 4 octets
+    out = np.asarray(dropout(x, rate, jax.random.key(3), True, octets=octets))
+    kept = out != 0
+    keep_p = 1.0 / kept_scale
+    assert abs(kept.mean() - keep_p) < 4 * np.sqrt(keep_p * (1 - keep_p) / x.size) + 1e-3
+    np.testing.assert_allclose(out[kept], kept_scale, rtol=1e-6)
+    assert dropout(x, rate, jax.random.key(3), False, octets=octets) is x
+    assert dropout(x, rate, None, True, octets=octets) is x
+
+
+def test_octet_dropout_on_sparse_features_drops_stored_values_only():
+    dense = jnp.asarray(np.random.default_rng(0).random((40, 30)) < 0.2, jnp.float32)
+    bcoo = jsparse.BCOO.fromdense(dense)
+    out = dropout(bcoo, 0.5, jax.random.key(0), True, octets=True)
+    data = np.asarray(out.data)
+    assert out.indices is bcoo.indices and set(np.unique(data)) <= {0.0, 2.0}
+    assert 0.3 < (data != 0).mean() < 0.7
 
 
 def test_node_model_adds_classifier_when_last_width_differs():

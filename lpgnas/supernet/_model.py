@@ -11,7 +11,7 @@ from flax import nnx
 from jax.experimental import sparse as jsparse
 
 from lpgnas._validate import finite_number
-from lpgnas.nn import GraphArrays, SparseRows, pool_graphs
+from lpgnas.nn import GraphArrays, SparseRows, dropout, pool_graphs
 from lpgnas.search_spaces import SearchSpace, load_space
 from lpgnas.supernet._layer import SuperLayer
 from lpgnas.supernet._relax import ArchLogit, Relax, choice_probs
@@ -130,7 +130,7 @@ class Supernet(nnx.Module):
         for i, layer in enumerate(self.layers):
             h_in = h
             if node_task:
-                h = dropout(h, cfg.input_dropout if i == 0 else cfg.dropout, keys[2 * i], training)
+                h = dropout(h, cfg.input_dropout if i == 0 else cfg.dropout, keys[2 * i], training, octets=True)
             out = layer(h, ga, relax, training=training, key=keys[2 * i + 1], attn_dropout=cfg.attn_dropout)
             h = out if active[i] is None else active[i] * out + (1.0 - active[i]) * h_in
             reps.append((h, active[i]))
@@ -142,7 +142,7 @@ class Supernet(nnx.Module):
             if isinstance(rep, jsparse.BCOO):
                 rep = rep.todense()
             k = None if keys[-1] is None else jax.random.fold_in(keys[-1], j)
-            term = dropout(scorer(pool_graphs(rep, ga, self.readout)), cfg.dropout, k, training)
+            term = dropout(scorer(pool_graphs(rep, ga, self.readout)), cfg.dropout, k, training, octets=True)
             term = term if p is None else p * term
             score = term if score is None else score + term
         return score
@@ -171,22 +171,4 @@ class Supernet(nnx.Module):
                 entry["bits"][comp] = "fp32" if opt.method == "fp32" else f"{opt.method}{opt.bits}"
             layers.append(entry)
         return {"depth": depth, "layers": layers}
-
-
-def dropout(x, rate: float, key: jax.Array | None, training: bool):
-    """Inverted dropout drawing 8 random bits per element (a quarter of the random words of
-    ``jax.random.bernoulli``; the rate is rounded to a multiple of 1/256). Sparse ``BCOO`` inputs
-    drop stored values only."""
-    if not training or rate <= 0.0 or key is None:
-        return x
-    if isinstance(x, jsparse.BCOO):
-        return jsparse.BCOO((dropout(x.data, rate, key, training), x.indices), shape=x.shape,
-                            indices_sorted=x.indices_sorted, unique_indices=x.unique_indices)
-    size = int(np.prod(x.shape))
-    words = jax.random.bits(key, (-(-size // 4),), jnp.uint32)
-    octets = jax.lax.bitcast_convert_type(words, jnp.uint8).reshape(-1)[:size].reshape(x.shape)
-    threshold = min(int(round(rate * 256)), 255)
-    keep = octets >= jnp.uint8(threshold)
-    scale = jnp.asarray(256.0 / (256 - threshold), x.dtype)
-    return jnp.where(keep, x * scale, jnp.zeros((), x.dtype))
 
