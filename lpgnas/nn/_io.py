@@ -96,7 +96,7 @@ def _fill_running_sign_stats(expected, saved):
     lookup = {str(k): k for k in saved}
     missing = {str(k) for k in expected} - set(lookup)
     out = dict(saved)
-    if missing and "mean_abs" in missing and missing <= SIGN_RUNNING_STATS:
+    if "mean_abs" in missing and missing <= SIGN_RUNNING_STATS:
         out.update({k: v for k, v in expected.items() if str(k) in missing})
     for k, v in expected.items():
         if str(k) in lookup:
