@@ -40,22 +40,41 @@ def append_log(path: str, rec: dict) -> None:
 
 
 def run_rows(rows: dict[str, str], wanted: Iterable[str], log: str, extra: Callable[[str], dict] | None = None,
-             report: Callable[[dict], str] | None = None) -> dict[str, dict]:
-    """Run each wanted row's command unless the log already holds it; returns all logged rows."""
+             report: Callable[[dict], str] | None = None, rerun: bool = False,
+             reason: str | None = None) -> dict[str, dict]:
+    """Run each wanted row's command unless the log already holds it; returns the latest record of every
+    logged row. With ``rerun`` the wanted rows run again even when logged (a fix made their figures
+    stale): the new record, stamped with ``reason``, is appended and supersedes the earlier one, which
+    stays in the log (see :func:`superseded`)."""
+    if rerun and not reason:
+        raise SystemExit("a re-run needs a reason (kept beside the superseded record)")
     done = {rec["row"]: rec for rec in read_log(log)}
     for row in wanted:
-        if row in done:
+        if row in done and not rerun:
             continue
         if row not in rows:
             raise SystemExit(f"unknown row {row!r}; known: {', '.join(rows)}")
         t0 = time.perf_counter()
         rec = {"row": row, "command": f"lpgnas {rows[row]}", **(extra(row) if extra else {}), **run_json(rows[row]),
                "wall_seconds": round(time.perf_counter() - t0, 1)}
+        if rerun:
+            rec["rerun_reason"] = reason
         append_log(log, rec)
         done[row] = rec
         if report:
             print(report(rec), flush=True)
     return done
+
+
+def superseded(log: str) -> dict[str, list[dict]]:
+    """Per row, the records a later re-run of the row superseded (oldest first)."""
+    earlier: dict[str, list[dict]] = {}
+    latest: dict[str, dict] = {}
+    for rec in read_log(log):
+        if rec["row"] in latest:
+            earlier.setdefault(rec["row"], []).append(latest[rec["row"]])
+        latest[rec["row"]] = rec
+    return earlier
 
 
 def machine() -> str:
