@@ -30,9 +30,8 @@ from lpgnas.search._abs import abs_architecture
 def _arch_file(space, ds: str, chosen: dict, folder: str, data_root: str | None) -> str:
     """Write (once) the architecture of the chosen bits and return its path."""
     path = os.path.join(folder, f"abs-{ds}-{chosen['trial_id']}.json")
-    params = {k: chosen["config"][k] for k in chosen["config"]}
     num_classes = D.load_dataset(ds, data_root).num_classes
-    arch = abs_architecture(space, params, num_classes)
+    arch = abs_architecture(space, chosen["config"], num_classes)
     if os.path.exists(path):
         if read_architecture(path) != arch:
             raise SystemExit(f"{path} holds another architecture than trial {chosen['trial_id']}; remove it")
