@@ -66,15 +66,15 @@ def run_rows(rows: dict[str, str], wanted: Iterable[str], log: str, extra: Calla
     return done
 
 
-def superseded(log: str) -> dict[str, list[dict]]:
-    """Per row, the records a later re-run of the row superseded (oldest first)."""
-    earlier: dict[str, list[dict]] = {}
+def superseded(log: str) -> dict[str, list[tuple[dict, dict]]]:
+    """Per row, ``(earlier record, the re-run record that superseded it)`` pairs, oldest first."""
+    pairs: dict[str, list[tuple[dict, dict]]] = {}
     latest: dict[str, dict] = {}
     for rec in read_log(log):
         if rec["row"] in latest:
-            earlier.setdefault(rec["row"], []).append(latest[rec["row"]])
+            pairs.setdefault(rec["row"], []).append((latest[rec["row"]], rec))
         latest[rec["row"]] = rec
-    return earlier
+    return pairs
 
 
 def machine() -> str:

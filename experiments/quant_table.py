@@ -80,7 +80,7 @@ def main() -> None:
         lines += ["", "Re-measured rows: the table shows the latest run; the earlier figures stay in the log.", "",
                   "| row | earlier test acc (val) | reason of the re-run |", "|---|---|---|"]
         for row in (r for r in ROWS if r in earlier):
-            for old, new in zip(earlier[row], earlier[row][1:] + [done[row]]):
+            for old, new in earlier[row]:
                 lines.append(f"| {row} | {old['test_acc_mean']:.2f} ± {old['test_acc_std']:.2f} "
                              f"({old['val_acc_mean']:.2f}) | {new.get('rerun_reason', '-')} |")
     write_atomic(args.out, "\n".join(lines) + "\n")

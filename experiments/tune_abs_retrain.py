@@ -59,6 +59,10 @@ def _pct(rec: dict, key: str) -> str:
     return f"{rec[key + '_mean']:.2f} ± {rec[key + '_std']:.2f}"
 
 
+def _feature_compression(rec: dict) -> float:
+    return rec["fp32_feature_bits"] / rec["feature_bits"]
+
+
 def report(done: dict, meta: dict, args) -> str:
     lines = [
         "# SGQuant automatic bit selection: the chosen bits retrained from scratch, 10 seeds",
@@ -86,14 +90,13 @@ def report(done: dict, meta: dict, args) -> str:
                 continue
             label = f"abs `{chosen['trial_id']}`" if kind == "abs" else kind
             delta = f"{rec['test_acc_mean'] - fp32['test_acc_mean']:+.2f}" if fp32 else "-"
-            feat = rec["fp32_feature_bits"] / rec["feature_bits"]
             lines.append(f"| {ds} | {label} | {_pct(rec, 'test_acc')} | {_pct(rec, 'val_acc')} | {delta} | "
-                         f"{feat:.2f}x | {rec['compression']:.2f}x | {rec['avg_feature_bits']:.2f} | "
+                         f"{_feature_compression(rec):.2f}x | {rec['compression']:.2f}x | {rec['avg_feature_bits']:.2f} | "
                          f"`{rec['command']}` |")
         rec = done.get(f"{ds}-abs")
         if rec is not None and fp32 is not None:
             loss = fp32["test_acc_mean"] - rec["test_acc_mean"]
-            feat = rec["fp32_feature_bits"] / rec["feature_bits"]
+            feat = _feature_compression(rec)
             met = feat >= TARGET_COMPRESSION and loss <= TARGET_LOSS
             verdicts.append(f"- {ds}: {feat:.2f}x feature compression at {-loss:+.2f} points vs FP32 "
                             f"-> target {'met' if met else 'NOT met'}.")
