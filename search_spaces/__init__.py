@@ -28,6 +28,7 @@ from lpgnas.search_spaces._space import (
     LayerChoices,
     QuantChoices,
     QuantOption,
+    is_signed,
     SearchSpace,
 )
 
@@ -42,6 +43,7 @@ __all__ = [
     "QuantChoices",
     "QuantOption",
     "SearchSpace",
+    "is_signed",
     "list_spaces",
     "load_space",
     "parse_space_yaml",

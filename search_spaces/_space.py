@@ -32,6 +32,7 @@ __all__ = [
     "ALLOWED_BITS",
     "LPGNAS_BITS",
     "QuantOption",
+    "is_signed",
     "LayerChoices",
     "QuantChoices",
     "FixedTopology",
@@ -83,12 +84,21 @@ class QuantOption(NamedTuple):
         return QuantSpec(self.method, self.bits, signed=signed, granularity=self.granularity)
 
 
-def _resolve(fmt: str, bits: int, granularity: str = "tensor") -> QuantOption:
+def is_signed(component: str, method: str) -> bool:
+    """Whether a candidate of ``component`` in format ``method`` has signed integer codes: weights
+    always; node and edge tensors in every format but ``affine`` (asymmetric codes with a zero
+    point, which still represent negative values)."""
+    return component == "weight" or method != "affine"
+
+
+def _resolve(fmt: str, bits: int, granularity: str = "tensor", component: str = "weight") -> QuantOption:
     if bits >= 32:
         return QuantOption("fp32", 32)
+    if bits == 1 and (fmt == "fixed" or is_signed(component, fmt)):
+        # a signed 1-bit uniform grid has the codes {-1, 0}: it zeroes every positive value (and
+        # symmetric affine scaling zeroes all of them), so a signed format at 1 bit is binary
+        return QuantOption("binary", 1, granularity)
     if fmt == "fixed":
-        if bits == 1:
-            return QuantOption("binary", 1, granularity)
         if bits == 2:
             return QuantOption("ternary", 2, granularity)
         return QuantOption("fixed", bits, granularity)
@@ -134,11 +144,12 @@ class QuantChoices:
 
     def options(self) -> tuple[QuantOption, ...]:
         """The distinct candidates: every format x bits, where 32 bits is one full-precision
-        option and fixed point at 1 / 2 bits is binary / ternary."""
+        option, fixed point at 1 / 2 bits is binary / ternary, and every signed format
+        (:func:`is_signed`: all but affine node / edge tensors) at 1 bit is binary."""
         out: list[QuantOption] = []
         for b in self.bits:
             for f in self.formats:
-                opt = _resolve(f, b, self.granularity)
+                opt = _resolve(f, b, self.granularity, self.component)
                 if opt not in out:
                     out.append(opt)
         return tuple(out)

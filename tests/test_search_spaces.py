@@ -7,8 +7,11 @@ import json
 import math
 import pathlib
 
+import jax
+import numpy as np
 import pytest
 import yaml
+from flax import nnx
 
 from lpgnas import arch as A
 from lpgnas.errors import ConfigError, DataError
@@ -107,7 +110,8 @@ def test_tiny_space_content():
         (("fixed",), (1, 2, 4, 32), [("binary", 1), ("ternary", 2), ("fixed", 4), ("fp32", 32)]),
         (("affine", "lsq"), (8, 32), [("affine", 8), ("lsq", 8), ("fp32", 32)]),
         (("fixed", "affine", "lsq"), (32,), [("fp32", 32)]),
-        (("lsq",), (1, 16), [("lsq", 1), ("lsq", 16)]),
+        (("lsq",), (1, 16), [("binary", 1), ("lsq", 16)]),
+        (("fixed", "affine", "lsq"), (1, 2), [("binary", 1), ("ternary", 2), ("affine", 2), ("lsq", 2)]),
         (("fixed", "affine"), (3, 5), [("fixed", 3), ("affine", 3), ("fixed", 5), ("affine", 5)]),
     ],
 )
@@ -115,6 +119,36 @@ def test_quant_options(formats, bits, expected):
     options = QuantChoices("weight", bits, formats).options()
     assert [(o.method, o.bits) for o in options] == expected
     assert {o.granularity for o in options} == {"tensor"}
+
+
+@pytest.mark.parametrize(
+    "component,formats,expected",
+    [
+        ("weight", ("fixed", "affine", "lsq"), [("binary", 1)]),
+        ("input", ("fixed", "affine", "lsq"), [("binary", 1), ("affine", 1)]),
+        ("aggregate", ("affine",), [("affine", 1)]),
+        ("attention", ("lsq",), [("binary", 1)]),
+    ],
+)
+def test_signed_formats_are_binary_at_one_bit(component, formats, expected):
+    # a signed 1-bit uniform grid is {-s, 0}; only unsigned (affine node / edge) codes stay uniform
+    options = QuantChoices(component, (1,), formats).options()
+    assert [(o.method, o.bits) for o in options] == expected
+
+
+@pytest.mark.parametrize("component", ["weight", "input", "aggregate"])
+@pytest.mark.parametrize("fmt", ["fixed", "affine", "lsq"])
+def test_no_one_bit_candidate_collapses_to_a_constant(component, fmt):
+    from lpgnas import quant as Q
+    from lpgnas.supernet import MixedQuantizer, Relax
+
+    (option,) = QuantChoices(component, (1,), (fmt,)).options()
+    x = jax.random.normal(jax.random.key(0), (64, 16))
+    mq = MixedQuantizer(component, (option,), shape=x.shape, salt=0, rngs=nnx.Rngs(0))
+    y = mq(x, Q.QuantContext(training=True), Relax())
+    x, y = np.asarray(x).ravel(), np.asarray(y).ravel()
+    assert len(np.unique(y)) == 2  # two levels, both used
+    assert np.all(np.diff(y[np.argsort(x)]) >= 0)  # and non-decreasing in x
 
 
 def test_column_weights_reach_the_spec_and_round_trip():
@@ -171,7 +205,8 @@ def test_size_sums_over_depths():
 
 def test_size_of_lpgnas_space():
     s = load_space("lpgnas")
-    per_layer = 7 * 3 * 8 * 4 * 4 * 2 * 16**4
+    # weights: binary + 3 formats x {2, 4, 8, 16} + fp32 = 14; input / attention / aggregate add affine 1-bit: 15
+    per_layer = 7 * 3 * 8 * 4 * 4 * 2 * 14 * 15**3
     assert math.isclose(s.size(), math.log10(per_layer**2 + per_layer**3))
 
 

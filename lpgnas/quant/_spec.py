@@ -6,7 +6,9 @@ Conventions:
 * ``bits`` is 1..32; 32 means full precision for the uniform methods (the quantiser is the identity).
 * ``signed=True`` means symmetric signed codes ``[-2^(b-1), 2^(b-1)-1]`` with zero point 0;
   ``signed=False`` means asymmetric unsigned codes ``[0, 2^b-1]`` with a zero point (so negative
-  values are still representable).
+  values are still representable). At 1 bit the signed codes are ``{-1, 0}``: no positive value
+  survives (and symmetric affine scaling rounds every value to 0), so use ``binary`` for signed
+  1-bit data; the search spaces do (:meth:`lpgnas.search_spaces.QuantChoices.options`).
 * ``granularity``: ``"tensor"`` (one scale), ``"row"`` (one per node/edge, or per input channel of a
   weight ``[in, out]``), ``"column"`` (one per feature channel / output channel of a weight).
 * ``observer``/``backward`` left ``None`` take the method's default (see :data:`METHOD_DEFAULTS`).

@@ -152,13 +152,16 @@ class RunDir:
                 leaves_t, treedef = jax.tree_util.tree_flatten(template)
                 names = sorted(k for k in z.files if k.startswith("leaf"))
                 if len(names) != len(leaves_t):
-                    raise DataError(path, f"checkpoint holds {len(names)} arrays, this search has {len(leaves_t)}")
+                    raise DataError(path, f"checkpoint holds {len(names)} arrays, this search has {len(leaves_t)}: "
+                                          f"it was written by a different supernet (a library version that "
+                                          f"builds this space's candidates differently); search in a new directory")
                 leaves = []
                 for name, ref in zip(names, leaves_t):
                     arr = z[name]
                     if arr.shape != np.shape(ref) or arr.dtype != np.asarray(ref).dtype:
                         raise DataError(path, f"{name}: shape/dtype {arr.shape} {arr.dtype} does not match this "
-                                              f"search ({np.shape(ref)} {np.asarray(ref).dtype})")
+                                              f"search ({np.shape(ref)} {np.asarray(ref).dtype}): it was written by "
+                                              f"a different supernet; search in a new directory")
                     leaves.append(arr)
         except (OSError, ValueError, KeyError) as e:
             if isinstance(e, DataError):

@@ -15,7 +15,7 @@ import numpy as np
 from flax import nnx
 
 from lpgnas import quant as Q
-from lpgnas.search_spaces import QuantOption
+from lpgnas.search_spaces import QuantOption, is_signed
 from lpgnas.supernet._relax import ArchLogit, Relax, choice_probs
 
 __all__ = ["COMPONENT_KINDS", "option_spec", "option_bits", "MixedQuantizer"]
@@ -44,8 +44,8 @@ def option_spec(option: QuantOption, component: str) -> Q.QuantSpec:
     """
     if option.method == "fp32":
         return Q.QuantSpec("fp32", 32)
-    signed = COMPONENT_KINDS[component] == "weight" or option.method != "affine"
-    return Q.QuantSpec(option.method, option.bits, signed=signed, granularity=option.granularity)
+    return Q.QuantSpec(option.method, option.bits, signed=is_signed(component, option.method),
+                       granularity=option.granularity)
 
 
 def option_bits(option: QuantOption) -> float:
