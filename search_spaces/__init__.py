@@ -28,8 +28,8 @@ from lpgnas.search_spaces._space import (
     LayerChoices,
     QuantChoices,
     QuantOption,
-    is_signed,
     SearchSpace,
+    is_signed,
 )
 
 __all__ = [

@@ -91,10 +91,10 @@ def is_signed(component: str, method: str) -> bool:
     return component == "weight" or method != "affine"
 
 
-def _resolve(fmt: str, bits: int, granularity: str = "tensor", component: str = "weight") -> QuantOption:
+def _resolve(component: str, fmt: str, bits: int, granularity: str) -> QuantOption:
     if bits >= 32:
         return QuantOption("fp32", 32)
-    if bits == 1 and (fmt == "fixed" or is_signed(component, fmt)):
+    if bits == 1 and is_signed(component, fmt):
         # a signed 1-bit uniform grid has the codes {-1, 0}: it zeroes every positive value (and
         # symmetric affine scaling zeroes all of them), so a signed format at 1 bit is binary
         return QuantOption("binary", 1, granularity)
@@ -149,7 +149,7 @@ class QuantChoices:
         out: list[QuantOption] = []
         for b in self.bits:
             for f in self.formats:
-                opt = _resolve(f, b, self.granularity, self.component)
+                opt = _resolve(self.component, f, b, self.granularity)
                 if opt not in out:
                     out.append(opt)
         return tuple(out)

@@ -23,6 +23,9 @@ __all__ = ["RunDir", "read_log", "atomic_write_bytes", "atomic_write_json"]
 _SEARCH = "search.json"
 _LOG = "log.jsonl"
 _CKPT = "checkpoint.npz"
+# why a checkpoint's arrays can disagree with the search that reads them
+_OTHER_SUPERNET = (": it was written by a different supernet (a library version that builds this space's "
+                   "candidates differently); search in a new directory")
 
 
 def read_log(path: str) -> list[dict]:
@@ -152,16 +155,14 @@ class RunDir:
                 leaves_t, treedef = jax.tree_util.tree_flatten(template)
                 names = sorted(k for k in z.files if k.startswith("leaf"))
                 if len(names) != len(leaves_t):
-                    raise DataError(path, f"checkpoint holds {len(names)} arrays, this search has {len(leaves_t)}: "
-                                          f"it was written by a different supernet (a library version that "
-                                          f"builds this space's candidates differently); search in a new directory")
+                    raise DataError(path, f"checkpoint holds {len(names)} arrays, this search has {len(leaves_t)}"
+                                          + _OTHER_SUPERNET)
                 leaves = []
                 for name, ref in zip(names, leaves_t):
                     arr = z[name]
                     if arr.shape != np.shape(ref) or arr.dtype != np.asarray(ref).dtype:
                         raise DataError(path, f"{name}: shape/dtype {arr.shape} {arr.dtype} does not match this "
-                                              f"search ({np.shape(ref)} {np.asarray(ref).dtype}): it was written by "
-                                              f"a different supernet; search in a new directory")
+                                              f"search ({np.shape(ref)} {np.asarray(ref).dtype})" + _OTHER_SUPERNET)
                     leaves.append(arr)
         except (OSError, ValueError, KeyError) as e:
             if isinstance(e, DataError):

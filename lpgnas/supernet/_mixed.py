@@ -42,10 +42,7 @@ def option_spec(option: QuantOption, component: str) -> Q.QuantSpec:
     negative values); the fixed-point, binary, ternary and LSQ formats are signed (they have no zero
     point).
     """
-    if option.method == "fp32":
-        return Q.QuantSpec("fp32", 32)
-    return Q.QuantSpec(option.method, option.bits, signed=is_signed(component, option.method),
-                       granularity=option.granularity)
+    return option.spec(signed=is_signed(component, option.method))
 
 
 def option_bits(option: QuantOption) -> float:
