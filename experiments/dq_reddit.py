@@ -178,6 +178,8 @@ def main() -> None:
     args = p.parse_args()
     if args.jobs < 1:
         p.error("--jobs must be at least 1")
+    if not os.path.isdir("experiments/configs"):  # the -gc rows name their config files from the root
+        p.error("run from the repository root: the -gc rows read experiments/configs/*.json")
     log = os.path.splitext(args.out)[0] + ".jsonl"
     budget = None if args.budget_minutes is None else 60 * args.budget_minutes
     done = run_folds([r.strip() for r in args.rows.split(",") if r.strip()], log, budget, args.out, args.jobs)
