@@ -109,6 +109,52 @@ def test_generic_attention_layer_shapes_and_gradients(attention, aggregator):
     assert float(jnp.abs(grads["kernel"][...]).sum()) > 0
 
 
+def _attn_layer(attention, aggregator, seed=0):
+    spec = LayerSpec(op="attn", hidden=3, heads=2, attention=attention, aggregator=aggregator)
+    return GNNLayer(spec, 5, rngs=nnx.Rngs(seed))
+
+
+@pytest.mark.parametrize("attention", [a for a in ATTENTIONS if a not in ("const", "gcn")])
+def test_softmax_attention_mean_is_its_add(attention):
+    # softmax coefficients sum to 1 per receiver: the coefficient-weighted mean is their sum
+    ga, _ = _ga(seed=2)
+    x = jnp.asarray(np.random.default_rng(4).normal(size=(12, 5)).astype(np.float32))
+    out = {agg: np.asarray(_attn_layer(attention, agg)(x, ga)) for agg in ("add", "mean")}
+    np.testing.assert_allclose(out["mean"], out["add"], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("aggregator", ["mean", "max"])
+def test_gcn_coefficients_mean_and_max_are_rescaled_to_average_one(aggregator):
+    # attention "gcn" weighs message j -> i by c_ij = 1 / sqrt(d_i d_j) (looped degrees); mean is the
+    # coefficient-weighted mean sum_j c_ij m_j / sum_j c_ij, max the max of (c_ij / mean_j c_ij) m_j
+    ga, a = _ga(seed=3)
+    n = a.shape[0]
+    x = np.random.default_rng(5).normal(size=(n, 5)).astype(np.float32)
+    layer = _attn_layer("gcn", aggregator)
+    out = np.asarray(layer(jnp.asarray(x), ga))
+    looped = a.astype(np.float64) + np.eye(n)
+    d = looped.sum(1)
+    c = looped / np.sqrt(np.outer(d, d))
+    xw = x @ np.asarray(layer.kernel[...], np.float64)
+    if aggregator == "mean":
+        ref = (c @ xw) / c.sum(1, keepdims=True)
+    else:
+        w = c / (c.sum(1, keepdims=True) / d[:, None])
+        ref = np.stack([np.max(w[i][looped[i] > 0, None] * xw[looped[i] > 0], axis=0) for i in range(n)])
+    ref = ref + np.asarray(layer.bias[...])
+    np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_const_attention_mean_is_the_plain_mean():
+    ga, a = _ga(seed=4)
+    n = a.shape[0]
+    x = np.random.default_rng(6).normal(size=(n, 5)).astype(np.float32)
+    layer = _attn_layer("const", "mean")
+    looped = a + np.eye(n)
+    ref = (looped @ x) / looped.sum(1, keepdims=True) @ np.asarray(layer.kernel[...]) + np.asarray(layer.bias[...])
+    np.testing.assert_allclose(np.asarray(layer(jnp.asarray(x), ga)), ref, rtol=1e-4, atol=1e-5)
+
+
 def test_gat_heads_concat_and_mean():
     ga, _ = _ga()
     x = jnp.ones((12, 3), jnp.float32)

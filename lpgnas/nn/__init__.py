@@ -1,8 +1,8 @@
 """GNN layers and models on ``jax.ops.segment_*`` message passing, quantisable per component."""
 
 from lpgnas.nn._layers import COMPONENTS, GNNLayer, activation, dropout
-from lpgnas.nn._message import (GraphArrays, aggregate, attention_logits, gcn_norm, graph_arrays, insert_self_loops,
-                                pool_graphs, segment_softmax)
+from lpgnas.nn._message import (GraphArrays, aggregate, attention_logits, coefficient_scale, gcn_norm, graph_arrays,
+                                insert_self_loops, pool_graphs, segment_softmax)
 from lpgnas.nn._io import MODEL_FILES, load_model, save_model
 from lpgnas.nn._model import GNN
 from lpgnas.nn._sparse import SparseRows, rows_matmul, sparse_rows
@@ -17,6 +17,7 @@ __all__ = [
     "activation",
     "aggregate",
     "attention_logits",
+    "coefficient_scale",
     "dropout",
     "gcn_norm",
     "graph_arrays",

@@ -30,7 +30,7 @@ from jax.experimental import sparse as jsparse
 
 from lpgnas import quant as _quant
 from lpgnas.arch import LayerSpec
-from lpgnas.nn._message import GraphArrays, aggregate, attention_logits, gcn_norm, segment_softmax
+from lpgnas.nn._message import GraphArrays, aggregate, attention_logits, coefficient_scale, gcn_norm, segment_softmax
 from lpgnas.nn._parts import glorot, materialize, matmul, quantize_input, quantized_weight
 from lpgnas.nn._sparse import SparseRows
 
@@ -223,11 +223,18 @@ class GNNLayer(nnx.Module):
             logits = self.q_attention_logit(logits, edge_ctx)
             coef = segment_softmax(logits, receivers, n)
         coef = self.q_attention(coef, edge_ctx)
+        agg_kind = "add" if spec.op == "gat" else spec.aggregator
+        # mean / max over normalised coefficients (gcn, softmax): rescale them to average 1 per receiver
+        # (mean becomes the coefficient-weighted mean) instead of normalising a second time by degree
+        scale = (coefficient_scale(coef, receivers, n)
+                 if agg_kind in ("mean", "max") and att != "const" else None)
         coef = dropout(coef, attn_dropout, key, training)
         msg = (coef[:, :, None] * hh[senders]).reshape(senders.shape[0], h * f)
         msg = self.q_message(msg, edge_ctx)
-        agg_kind = "add" if spec.op == "gat" else spec.aggregator
-        agg = self.q_aggregate(aggregate(msg, receivers, n, agg_kind), node_ctx)
+        agg = aggregate(msg, receivers, n, agg_kind)
+        if scale is not None:
+            agg = (agg.reshape(n, h, f) * scale[:, :, None]).reshape(n, h * f)
+        agg = self.q_aggregate(agg, node_ctx)
         if spec.concat:
             return agg
         return agg.reshape(n, h, f).mean(axis=1)

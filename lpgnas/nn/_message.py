@@ -19,6 +19,7 @@ __all__ = [
     "insert_self_loops",
     "aggregate",
     "segment_softmax",
+    "coefficient_scale",
     "gcn_norm",
     "attention_logits",
     "pool_graphs",
@@ -136,6 +137,23 @@ def segment_softmax(logits: jax.Array, receivers: jax.Array, num_nodes: int) -> 
     ex = jnp.exp(logits - jax.lax.stop_gradient(peak)[receivers])
     denom = jax.ops.segment_sum(ex, receivers, num_nodes, indices_are_sorted=True)
     return ex / (denom[receivers] + jnp.asarray(1e-16, logits.dtype))
+
+
+def coefficient_scale(coef: jax.Array, receivers: jax.Array, num_nodes: int) -> jax.Array:
+    """``[N, H]``: ``count_i / sum_j coef_ij`` over the incoming edges of each receiver.
+
+    A ``mean`` or ``max`` aggregate of the messages ``coef_ij * m_j`` times this factor is the
+    aggregate over coefficients rescaled to average 1 on each receiver: for ``mean`` it is the
+    coefficient-weighted mean ``sum_j coef_ij m_j / sum_j coef_ij``. With constant coefficients the
+    factor is 1; with normalised ones (GCN, softmax attention) it undoes the second normalisation
+    that the in-degree division of ``mean`` (or the ``1/degree`` scale of ``max``) would apply on top
+    of theirs. Receivers without edges (or a zero coefficient sum) get 0.
+    """
+    total = jax.ops.segment_sum(coef, receivers, num_nodes, indices_are_sorted=True)
+    count = jax.ops.segment_sum(jnp.ones(receivers.shape, coef.dtype), receivers, num_nodes,
+                                indices_are_sorted=True).reshape((num_nodes,) + (1,) * (coef.ndim - 1))
+    ok = total > 0
+    return jnp.where(ok, count / jnp.where(ok, total, jnp.ones((), coef.dtype)), jnp.zeros((), coef.dtype))
 
 
 def gcn_norm(ga: GraphArrays) -> jax.Array:

@@ -8,7 +8,10 @@ Weight sharing:
   mask), so ``XW`` is computed once for every width and head count;
 * the attention vectors are shared by the attention types that use them, and every attention type
   weighs the same ``XW`` rows: the messages are ``(sum_a p_a coef_a) * XW[senders]``, computed once;
-* the aggregators reduce the same messages (``mean`` is ``add`` divided by the in-degree);
+* the aggregators reduce the same messages; ``mean`` and ``max`` are rescaled per receiver by
+  ``count / sum_j coef_ij`` of the mixed coefficients (``mean`` is the coefficient-weighted mean:
+  ``add`` divided by the in-degree for ``const``, by the coefficient sum for ``gcn`` and the softmax
+  attentions), exactly :class:`lpgnas.nn.GNNLayer`'s at one-hot choices;
 * the classifier (``concat=False``) averages ``k`` heads: head ``h`` gets ``sum_{k > h} p_k / k``.
 """
 
@@ -23,7 +26,8 @@ from flax import nnx
 from jax.experimental import sparse as jsparse
 
 from lpgnas import quant as Q
-from lpgnas.nn import GraphArrays, activation, aggregate, attention_logits, dropout, gcn_norm, segment_softmax
+from lpgnas.nn import (GraphArrays, activation, aggregate, attention_logits, coefficient_scale, dropout, gcn_norm,
+                       segment_softmax)
 from lpgnas.supernet._mixed import MixedQuantizer
 from lpgnas.supernet._relax import ArchLogit, Relax, choice_probs
 from lpgnas.supernet._slots import DECISIONS, SOFTMAX_ATTENTIONS, Slot
@@ -150,10 +154,13 @@ class SuperLayer(nnx.Module):
 
         coef = self._coefficients(hh, ga, senders, receivers, relax, mq, edge_ctx)
         coef = mq("attention", coef, edge_ctx)
+        scale = None
+        if ("mean" in slot.aggregator or "max" in slot.aggregator) and tuple(slot.attention) != ("const",):
+            scale = coefficient_scale(coef, receivers, n)  # [N, k]; exactly 1 at a one-hot const choice
         coef = dropout(coef, attn_dropout, key, training)
         msg = (coef[:, :, None] * hh[senders]).reshape(senders.shape[0], k * f)
         msg = mq("message", msg, edge_ctx)
-        agg = self._aggregate(msg, ga, receivers, relax)
+        agg = self._aggregate(msg, ga, receivers, relax, scale)
         agg = mq("aggregate", agg, node_ctx)
 
         if slot.concat:
@@ -213,7 +220,7 @@ class SuperLayer(nnx.Module):
         p_soft = jnp.stack([p_att[slot.attention.index(a)] for a in self.soft_attentions])
         return coef + jnp.einsum("eks,s->ek", soft, p_soft)
 
-    def _aggregate(self, msg, ga, receivers, relax):
+    def _aggregate(self, msg, ga, receivers, relax, scale=None):
         aggs = self.slot.aggregator
         n = ga.num_nodes
         p = self.probs("aggregator", relax)
@@ -230,8 +237,16 @@ class SuperLayer(nnx.Module):
                 value = total
             elif kind == "mean":
                 count = jnp.maximum(ga.in_degree.astype(msg.dtype) + 1.0, 1.0)  # + the self loop
-                value = total / count[:, None]
+                value = self._rescale(total / count[:, None], scale)
             else:
-                value = aggregate(msg, receivers, n, "max")
+                value = self._rescale(aggregate(msg, receivers, n, "max"), scale)
             out = acc(value if len(aggs) == 1 else p[i] * value)
         return out
+
+    def _rescale(self, agg, scale):
+        """``agg [N, k * f]`` times the per-receiver, per-head ``scale [N, k]`` (see
+        :func:`lpgnas.nn.coefficient_scale`); ``None``: none (const-only coefficients)."""
+        if scale is None:
+            return agg
+        n = agg.shape[0]
+        return (agg.reshape(n, self.k_max, self.f_max) * scale[:, :, None]).reshape(n, -1)
