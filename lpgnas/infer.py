@@ -57,7 +57,7 @@ from lpgnas.arch import LayerSpec
 from lpgnas.data import Graph, GraphDataset, Split
 from lpgnas.errors import ConfigError
 from lpgnas.nn import (GNN, GraphArrays, activation, attention_logits, coefficient_scale, gcn_norm, graph_arrays,
-                       segment_softmax)
+                       scale_heads, segment_softmax)
 
 __all__ = [
     "QState",
@@ -531,8 +531,7 @@ def _layer_forward(lp: PackedLayer, h, xq, ga: GraphArrays, backend: str, interp
         count = jax.ops.segment_sum(jnp.ones(receivers.shape, _F32), receivers, n, indices_are_sorted=True)
         total = total / jnp.maximum(count, 1.0).reshape(n, 1)
         if spec.op == "attn" and spec.attention != "const":  # the coefficient-weighted mean (see GNNLayer)
-            scale = coefficient_scale(coef, receivers, n)
-            total = (total.reshape(n, spec.heads, spec.hidden) * scale[:, :, None]).reshape(n, -1)
+            total = scale_heads(total, coefficient_scale(coef, receivers, n))
     agg = _fake(q["aggregate"], total, node_ctx)
     if spec.op == "gcn":
         out = agg

@@ -30,7 +30,8 @@ from jax.experimental import sparse as jsparse
 
 from lpgnas import quant as _quant
 from lpgnas.arch import LayerSpec
-from lpgnas.nn._message import GraphArrays, aggregate, attention_logits, coefficient_scale, gcn_norm, segment_softmax
+from lpgnas.nn._message import (GraphArrays, aggregate, attention_logits, coefficient_scale, gcn_norm, scale_heads,
+                                segment_softmax)
 from lpgnas.nn._parts import glorot, materialize, matmul, quantize_input, quantized_weight
 from lpgnas.nn._sparse import SparseRows
 
@@ -233,7 +234,7 @@ class GNNLayer(nnx.Module):
         msg = self.q_message(msg, edge_ctx)
         agg = aggregate(msg, receivers, n, agg_kind)
         if scale is not None:
-            agg = (agg.reshape(n, h, f) * scale[:, :, None]).reshape(n, h * f)
+            agg = scale_heads(agg, scale)
         agg = self.q_aggregate(agg, node_ctx)
         if spec.concat:
             return agg

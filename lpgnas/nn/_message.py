@@ -20,6 +20,7 @@ __all__ = [
     "aggregate",
     "segment_softmax",
     "coefficient_scale",
+    "scale_heads",
     "gcn_norm",
     "attention_logits",
     "pool_graphs",
@@ -154,6 +155,12 @@ def coefficient_scale(coef: jax.Array, receivers: jax.Array, num_nodes: int) -> 
                                 indices_are_sorted=True).reshape((num_nodes,) + (1,) * (coef.ndim - 1))
     ok = total > 0
     return jnp.where(ok, count / jnp.where(ok, total, jnp.ones((), coef.dtype)), jnp.zeros((), coef.dtype))
+
+
+def scale_heads(agg: jax.Array, scale: jax.Array) -> jax.Array:
+    """``agg [N, H * F]`` (heads side by side) times a per-node, per-head ``scale [N, H]``."""
+    n, h = scale.shape
+    return (agg.reshape(n, h, -1) * scale[:, :, None]).reshape(n, -1)
 
 
 def gcn_norm(ga: GraphArrays) -> jax.Array:

@@ -27,7 +27,7 @@ from jax.experimental import sparse as jsparse
 
 from lpgnas import quant as Q
 from lpgnas.nn import (GraphArrays, activation, aggregate, attention_logits, coefficient_scale, dropout, gcn_norm,
-                       segment_softmax)
+                       scale_heads, segment_softmax)
 from lpgnas.supernet._mixed import MixedQuantizer
 from lpgnas.supernet._relax import ArchLogit, Relax, choice_probs
 from lpgnas.supernet._slots import DECISIONS, SOFTMAX_ATTENTIONS, Slot
@@ -237,16 +237,10 @@ class SuperLayer(nnx.Module):
                 value = total
             elif kind == "mean":
                 count = jnp.maximum(ga.in_degree.astype(msg.dtype) + 1.0, 1.0)  # + the self loop
-                value = self._rescale(total / count[:, None], scale)
+                value = total / count[:, None]
             else:
-                value = self._rescale(aggregate(msg, receivers, n, "max"), scale)
+                value = aggregate(msg, receivers, n, "max")
+            if kind != "add" and scale is not None:
+                value = scale_heads(value, scale)
             out = acc(value if len(aggs) == 1 else p[i] * value)
         return out
-
-    def _rescale(self, agg, scale):
-        """``agg [N, k * f]`` times the per-receiver, per-head ``scale [N, k]`` (see
-        :func:`lpgnas.nn.coefficient_scale`); ``None``: none (const-only coefficients)."""
-        if scale is None:
-            return agg
-        n = agg.shape[0]
-        return (agg.reshape(n, self.k_max, self.f_max) * scale[:, :, None]).reshape(n, -1)
