@@ -35,7 +35,7 @@ from lpgnas.arch import Architecture, baseline, read_architecture
 from lpgnas.train import TRAIN_DEFAULTS
 from lpgnas.search import SearchConfig, search
 from lpgnas.supernet import architecture_cost
-from lpgnas.train import TrainConfig, node_arrays, summarize, train_node
+from lpgnas.train import TrainConfig, node_arrays, summarize, train_node, with_arch_masking
 
 GCN_TARGET = 81.5
 SIZE_TARGET = 8.0
@@ -61,7 +61,7 @@ def _choose(rows: list[dict]) -> dict:
 
 
 def _retrain(arch, graph, arrays, seeds: int) -> dict:
-    config = _train_config(arch)
+    config = with_arch_masking(_train_config(arch), arch)  # a degree_quant space's derived model masks
     runs = [train_node(arch, graph, seed=s, config=config, arrays=arrays)[0] for s in range(seeds)]
     s = summarize(runs)
     return {"test_acc_mean": s.test_acc_mean, "test_acc_std": s.test_acc_std, "val_acc_mean": s.val_acc_mean,

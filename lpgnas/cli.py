@@ -433,19 +433,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _with_quant(arch, quant, defaults: dict, args, in_dim: int, num_classes: int, num_nodes: int | None):
     """Attach the requested quantisation to ``arch`` and derive the training settings it needs
     (Degree-Quant masking, the A2Q memory penalty)."""
-    from lpgnas.train import TrainConfig
+    from lpgnas.train import TrainConfig, with_arch_masking
 
     if quant is not None:
         arch = dataclasses.replace(arch, quant=None if quant.name == "fp32" else quant)
     q = arch.quant
-    if q is not None and q.dq is not None:
-        defaults["dq"] = (q.dq.p_min, q.dq.p_max)
     if q is not None and "a2q" in (q.default.method, getattr(q.weight, "method", None)):
         if args.a2q_target_bits <= 0:
             raise ConfigError("--a2q-target-bits", f"must be positive, got {args.a2q_target_bits}")
         defaults["aux_loss"] = _a2q_loss(arch, in_dim, num_classes, num_nodes, args.a2q_target_bits,
                                          args.a2q_penalty)
-    return arch, TrainConfig(**defaults)
+    return arch, with_arch_masking(TrainConfig(**defaults), arch)
 
 
 def _node_cost(model, graph):

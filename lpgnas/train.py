@@ -31,6 +31,7 @@ __all__ = [
     "apply_recipe",
     "recorded_recipe",
     "TrainConfig",
+    "with_arch_masking",
     "RunResult",
     "Summary",
     "node_arrays",
@@ -116,6 +117,17 @@ class TrainConfig:
     select: str = "acc"
     aux_loss: Callable[[Any], jax.Array] | None = None
     dq: tuple[float, float] | None = None
+
+
+def with_arch_masking(config: TrainConfig, arch) -> TrainConfig:
+    """``config`` with the Degree-Quant protective masking that ``arch``'s quantisation config names
+    (``arch.quant.dq``: a ``dq-*`` preset, or the ``degree_quant`` block of the space a search
+    derived it from), so that retraining masks as the search or the preset did. ``config.dq`` set
+    already is kept (an explicit choice)."""
+    q = getattr(arch, "quant", None)
+    if config.dq is not None or q is None or q.dq is None:
+        return config
+    return dataclasses.replace(config, dq=(q.dq.p_min, q.dq.p_max))
 
 
 class RunResult(NamedTuple):

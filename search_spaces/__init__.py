@@ -10,6 +10,9 @@ Shipped spaces (YAML files next to this module; copy one to start your own):
   inputs and aggregation (fully quantised models, for the small end of a size-accuracy front);
 * ``graph`` -- the LPGNAS choices for graph classification, with batch norm and a jumping-knowledge
   sum read-out (the space's ``graph`` block);
+* ``methods`` -- the graph-aware quantisers as candidates: fixed point, affine, Degree-Quant
+  (percentile ranges, trained under Degree-Quant's protective mask) and the smoothness-aware learned
+  range, per component, with GCN/GAT layers up to 8 heads x 32;
 * ``tiny`` -- a small space for tests and the demo.
 
 >>> space = load_space("tiny")
@@ -21,8 +24,10 @@ from lpgnas.search_spaces._load import list_spaces, load_space, parse_space_yaml
 from lpgnas.search_spaces._space import (
     ALLOWED_BITS,
     LPGNAS_BITS,
+    LPGNAS_FORMATS,
     FORMATS,
     SPACE_SCHEMA,
+    DegreeQuant,
     FixedTopology,
     GraphReadout,
     LayerChoices,
@@ -35,8 +40,10 @@ from lpgnas.search_spaces._space import (
 __all__ = [
     "ALLOWED_BITS",
     "LPGNAS_BITS",
+    "LPGNAS_FORMATS",
     "FORMATS",
     "SPACE_SCHEMA",
+    "DegreeQuant",
     "FixedTopology",
     "GraphReadout",
     "LayerChoices",

@@ -37,13 +37,25 @@ __all__ = [
     "QuantChoices",
     "FixedTopology",
     "GraphReadout",
+    "DegreeQuant",
+    "LPGNAS_FORMATS",
     "SearchSpace",
 ]
 
 SPACE_SCHEMA = "lpgnas.space/v1"
-FORMATS = ("fixed", "affine", "lsq")
+FORMATS = ("fixed", "affine", "lsq", "dq", "alpha")
 """Number formats a quantised component may choose: LPGNAS fixed point (binary at 1 bit, ternary
-at 2), affine (scale + zero point from observed ranges) and LSQ (learned step size)."""
+at 2), affine (scale + zero point from observed min/max ranges), LSQ (learned step size), ``dq``
+(Degree-Quant: affine with the percentile range, 0.001 of each tail at 8 bits and above, 0.01
+below; pair it with the space's ``degree_quant`` masking) and ``alpha`` (the smoothness-aware
+method's learned range scaling over the observed range, initialised by a grid search)."""
+LPGNAS_FORMATS = ("fixed", "affine", "lsq")
+"""The formats of the LPGNAS space (``lpgnas.yaml``)."""
+_ASYMMETRIC_FORMATS = ("affine", "dq", "alpha")
+"""Formats with a zero point: node and edge tensors in them have unsigned codes."""
+_TENSOR_ONLY_FORMATS = ("dq",)
+"""Formats whose range is a statistic of the whole tensor (a percentile): no per-row or per-column
+scales."""
 ALLOWED_BITS = (1, 2, 3, 4, 5, 6, 7, 8, 16, 32)
 """Bit widths a search may choose: those the quantisers' integer paths are checked for (1..8, 16),
 and 32, which means full precision whatever the format."""
@@ -86,14 +98,16 @@ class QuantOption(NamedTuple):
 
 def is_signed(component: str, method: str) -> bool:
     """Whether a candidate of ``component`` in format ``method`` has signed integer codes: weights
-    always; node and edge tensors in every format but ``affine`` (asymmetric codes with a zero
-    point, which still represent negative values)."""
-    return component == "weight" or method != "affine"
+    always; node and edge tensors in every format but the affine family (``affine``, ``dq``,
+    ``alpha``: asymmetric codes with a zero point, which still represent negative values)."""
+    return component == "weight" or method not in _ASYMMETRIC_FORMATS
 
 
 def _resolve(component: str, fmt: str, bits: int, granularity: str) -> QuantOption:
     if bits >= 32:
         return QuantOption("fp32", 32)
+    if fmt == "dq" and component == "weight":
+        fmt = "affine"  # Degree-Quant's percentile range is for activations; weights use their min/max
     if bits == 1 and is_signed(component, fmt):
         # a signed 1-bit uniform grid has the codes {-1, 0}: it zeroes every positive value (and
         # symmetric affine scaling zeroes all of them), so a signed format at 1 bit is binary
@@ -195,6 +209,21 @@ class GraphReadout(NamedTuple):
         return {"readout": self.readout, "norm": self.norm, "jk": self.jk}
 
 
+class DegreeQuant(NamedTuple):
+    """Degree-Quant's protective masking, for the search's training steps and the derived model's
+    quantisation-aware training (:class:`lpgnas.quant.DQSettings`): in every training step node
+    ``i`` is protected with probability ``p_min + (p_max - p_min) * CDF_in-degree(d_i)``; a
+    protected node's quantised node tensors (and its out-edges' edge tensors) stay in full precision
+    and feed no range statistic. Evaluation quantises everything. The defaults are Degree-Quant's
+    INT8 setting (INT4: ``p_min`` 0.1, ``p_max`` 0.2)."""
+
+    p_min: float = 0.0
+    p_max: float = 0.1
+
+    def to_json(self) -> dict:
+        return {"p_min": self.p_min, "p_max": self.p_max}
+
+
 @dataclasses.dataclass(frozen=True)
 class SearchSpace:
     """A whole search space. Exactly one of ``layer`` (searched topology) and ``fixed`` is set.
@@ -208,6 +237,9 @@ class SearchSpace:
     per-node / per-edge components. Empty: no buckets.
     ``graph``: graph-level ``layer`` spaces, the :class:`GraphReadout` (``None``: its defaults; see
     :attr:`readout`).
+    ``degree_quant``: Degree-Quant's protective masking during training (:class:`DegreeQuant`), or
+    ``None`` (no masking). With it, the search trains under the mask and the derived architecture's
+    quantisation config carries the same setting, so retraining it masks alike.
     """
 
     name: str
@@ -219,6 +251,7 @@ class SearchSpace:
     degree_buckets: tuple[int, ...] = ()
     description: str = ""
     graph: GraphReadout | None = None
+    degree_quant: DegreeQuant | None = None
 
     def __post_init__(self):
         # ``quant`` is a set of components: keep it in the canonical component order so that
@@ -297,6 +330,7 @@ class SearchSpace:
             "degree_buckets": list(self.degree_buckets),
             # written only when given, so that a space without it reads and fingerprints as before
             **({} if self.graph is None else {"graph": self.graph.to_json()}),
+            **({} if self.degree_quant is None else {"degree_quant": self.degree_quant.to_json()}),
         }
 
     @classmethod
@@ -314,7 +348,7 @@ class SearchSpace:
 # validation
 
 _TOP_KEYS = ("schema", "name", "description", "task", "num_layers", "layer", "fixed", "quant", "degree_buckets",
-             "graph")
+             "graph", "degree_quant")
 _LAYER_DEFAULTS = LayerChoices()
 _LAYER_ALLOWED: dict[str, tuple] = {
     "op": OPS,
@@ -442,6 +476,10 @@ def _parse_quant(raw: Any, fixed: FixedTopology | None) -> tuple[QuantChoices, .
         allowed = _GRANULARITY_COMPONENTS.get(granularity)
         if allowed is not None and comp not in allowed:
             raise ConfigError(f"{field}.granularity", f"{granularity!r} applies to {', '.join(allowed)} only")
+        tensor_only = [f for f in formats if f in _TENSOR_ONLY_FORMATS]
+        if granularity != "tensor" and tensor_only and comp != "weight":  # (dq weights are affine)
+            raise ConfigError(f"{field}.formats", f"{tensor_only[0]!r} takes its range from a percentile of the whole "
+                                                  f"tensor, so it needs granularity 'tensor', not {granularity!r}")
         out.append(QuantChoices(comp, bits, formats, granularity))
     return tuple(out)
 
@@ -489,8 +527,31 @@ def _parse_space(obj: Any, default_name: str) -> SearchSpace:
     if buckets and not any(q.bucketed for q in quant):
         raise ConfigError("degree_buckets", "no quantised per-node or per-edge component to split into buckets")
     graph = _parse_graph(obj.get("graph"), obj["task"], fixed)
+    degree_quant = _parse_degree_quant(obj.get("degree_quant"), quant)
     return SearchSpace(name=name, task=obj["task"], num_layers=num_layers, layer=layer, fixed=fixed,
-                       quant=quant, degree_buckets=buckets, description=description, graph=graph)
+                       quant=quant, degree_buckets=buckets, description=description, graph=graph,
+                       degree_quant=degree_quant)
+
+
+def _probability(field: str, v: Any) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0.0 <= v <= 1.0:
+        raise ConfigError(field, f"must be a probability in [0, 1], got {v!r}")
+    return float(v)
+
+
+def _parse_degree_quant(raw: Any, quant: tuple[QuantChoices, ...]) -> DegreeQuant | None:
+    if raw is None:
+        return None
+    raw = _check_keys("degree_quant", raw, DegreeQuant._fields)
+    default = DegreeQuant()
+    p_min = _probability("degree_quant.p_min", raw.get("p_min", default.p_min))
+    p_max = _probability("degree_quant.p_max", raw.get("p_max", default.p_max))
+    if p_min > p_max:
+        raise ConfigError("degree_quant.p_min", f"{p_min} exceeds p_max {p_max}")
+    if not any(q.component != "weight" for q in quant):
+        raise ConfigError("degree_quant", "the mask keeps node and edge tensors in full precision, but the space "
+                                          "quantises none (list one under 'quant')")
+    return DegreeQuant(p_min, p_max)
 
 
 def _parse_graph(raw: Any, task: str, fixed: FixedTopology | None) -> GraphReadout | None:

@@ -100,6 +100,14 @@ def test_sampled_bits_land_on_their_layer_and_component(params, component, layer
     assert (spec.method, spec.bits, spec.granularity, spec.signed) == expect
 
 
+def test_a_degree_quant_space_masks_its_candidates_and_their_fine_tuning():
+    space = _space(name="sgquant-dq", degree_quant={"p_min": 0.1, "p_max": 0.2})
+    cfg = abs_quant_config(space, _all(space, 32, l0_aggregate=4))
+    assert cfg.dq == Q.DQSettings(0.1, 0.2)
+    assert abs_quant_config(MSG_SPACE, _all(MSG_SPACE, 32, l0_aggregate=4)).dq is None
+    assert abs_quant_config(space, _all(space, 32)) is None  # the FP32 model has nothing to mask
+
+
 # the sgquant buckets are in-degree 0-1, 2-3, 4-7, 8+
 @pytest.mark.parametrize("over, key, per_bucket", [
     (dict(l0_aggregate=8, deg_b0=32, deg_b1=8, deg_b2=4, deg_b3=2), "l0.aggregate", [8, 8, 4, 2]),

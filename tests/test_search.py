@@ -135,6 +135,44 @@ def test_larger_lambda_gives_cheaper_architectures(graph, arrays):
     assert hot.summary["compile_seconds"] == 0.0 and hot.log[0]["temperature"] == 3.0
 
 
+def test_degree_quant_space_masks_the_weight_step_only(graph, arrays):
+    """With a ``degree_quant`` block the weight step draws Degree-Quant's protective mask: a mask
+    that protects every node trains the network as if the quantiser were the identity; the logit
+    step evaluates everything quantised, mask or not."""
+    text = """
+schema: lpgnas.space/v1
+name: dqmask
+task: node
+num_layers: [2]
+layer: {attention: [gcn], hidden: [8]}
+quant:
+  aggregate: {bits: [2, 32], formats: [dq]}
+"""
+    x, ga = arrays
+    train_m, val_m, _ = (jnp.asarray(m) for m in graph.split.masks(graph.num_nodes))
+    labels = jnp.asarray(graph.labels)
+    config = SearchConfig(epochs=10, lam=0.5, **FAST)
+    out = {}
+    for name, block in (("mixed", ""), ("protected", "degree_quant: {p_min: 1.0, p_max: 1.0}\n"),
+                        ("identity", "")):
+        net = Supernet(parse_space_yaml(text + block), graph.num_features, graph.num_classes,
+                       num_nodes=graph.num_nodes, rngs=nnx.Rngs(0))  # the same weights in all three
+        if name == "identity":  # every quantiser's choice is the full-precision candidate (dq2, fp32)
+            for layer in net.layers:
+                layer.quantizer("aggregate").logits[...] = jnp.asarray([-1e9, 1e9], jnp.float32)
+        prog = make_program(net, config, graph.num_nodes, graph.num_edges)
+        state = init_state(net, prog, seed=0)
+        after, loss = jax.jit(prog.weight_step)(state, (x, ga, labels, train_m), Schedule.of(config),
+                                                 jax.random.key(1))
+        _, (val_out, _, _) = jax.jit(prog.logit_step)(state, (x, ga, labels, val_m), Schedule.of(config),
+                                                      jax.random.key(2))
+        out[name] = (float(loss), np.asarray(val_out))
+    assert out["protected"][0] == pytest.approx(out["identity"][0], rel=1e-6)
+    assert out["mixed"][0] != pytest.approx(out["identity"][0], rel=1e-4)
+    np.testing.assert_allclose(out["protected"][1], out["mixed"][1], rtol=1e-6)  # no mask in evaluation
+    assert not np.allclose(out["protected"][1], out["identity"][1])
+
+
 def test_resumed_search_equals_uninterrupted_search(graph, arrays, tmp_path):
     config = SearchConfig(epochs=12, lam=0.3, **FAST)
     whole = search("tiny", graph, config=config, out=str(tmp_path / "a"), arrays=arrays, dataset="synth")

@@ -19,8 +19,10 @@ from lpgnas.nn import COMPONENTS
 from lpgnas.quant import QuantSpec
 from lpgnas.search_spaces import (
     LPGNAS_BITS,
+    LPGNAS_FORMATS,
     FORMATS,
     SPACE_SCHEMA,
+    DegreeQuant,
     FixedTopology,
     GraphReadout,
     LayerChoices,
@@ -33,7 +35,7 @@ from lpgnas.search_spaces import (
     space_path,
 )
 
-SHIPPED = ("compact", "graph", "lpgnas", "sgquant", "small", "tiny")
+SHIPPED = ("compact", "graph", "lpgnas", "methods", "sgquant", "small", "tiny")
 
 
 def test_list_spaces_has_the_shipped_files():
@@ -73,8 +75,17 @@ def test_lpgnas_space_content():
     assert s.layer.skip == (False, True)
     assert s.components == ("weight", "input", "attention", "aggregate")
     for q in s.quant:
-        assert q.bits == LPGNAS_BITS and q.formats == FORMATS
-    assert s.degree_buckets == ()
+        assert q.bits == LPGNAS_BITS and q.formats == LPGNAS_FORMATS
+    assert s.degree_buckets == () and s.degree_quant is None
+
+
+def test_methods_space_offers_every_graph_aware_format_and_masks():
+    s = load_space("methods")
+    assert set(FORMATS) - set(LPGNAS_FORMATS) == {"dq", "alpha"}
+    methods = {o.method for q in s.quant for o in q.options()}
+    assert {"dq", "alpha", "affine", "fixed"} <= methods
+    assert s.degree_quant == DegreeQuant(0.1, 0.2)  # Degree-Quant's INT4 masking
+    assert s.to_json()["degree_quant"] == {"p_min": 0.1, "p_max": 0.2}
 
 
 def test_sgquant_space_content():
@@ -128,6 +139,8 @@ def test_quant_options(formats, bits, expected):
         ("input", ("fixed", "affine", "lsq"), [("binary", 1), ("affine", 1)]),
         ("aggregate", ("affine",), [("affine", 1)]),
         ("attention", ("lsq",), [("binary", 1)]),
+        ("attention", ("dq", "alpha"), [("dq", 1), ("alpha", 1)]),
+        ("weight", ("dq", "alpha"), [("binary", 1)]),
     ],
 )
 def test_signed_formats_are_binary_at_one_bit(component, formats, expected):
@@ -136,8 +149,27 @@ def test_signed_formats_are_binary_at_one_bit(component, formats, expected):
     assert [(o.method, o.bits) for o in options] == expected
 
 
+@pytest.mark.parametrize(
+    "component,formats,expected",
+    [
+        # Degree-Quant takes weight ranges from min/max: a dq weight is the affine candidate
+        ("weight", ("affine", "dq"), [("affine", 4, True)]),
+        ("weight", ("dq", "alpha"), [("affine", 4, True), ("alpha", 4, True)]),
+        # node / edge tensors: the affine family has a zero point (unsigned codes)
+        ("aggregate", ("dq", "alpha", "lsq"), [("dq", 4, False), ("alpha", 4, False), ("lsq", 4, True)]),
+        ("message", ("affine", "dq"), [("affine", 4, False), ("dq", 4, False)]),
+    ],
+)
+def test_graph_aware_formats_resolve_with_their_signedness(component, formats, expected):
+    from lpgnas.supernet import option_spec
+
+    options = QuantChoices(component, (4,), formats).options()
+    specs = [option_spec(o, component) for o in options]
+    assert [(s.method, s.bits, s.signed) for s in specs] == expected
+
+
 @pytest.mark.parametrize("component", ["weight", "input", "aggregate"])
-@pytest.mark.parametrize("fmt", ["fixed", "affine", "lsq"])
+@pytest.mark.parametrize("fmt", ["fixed", "affine", "lsq", "dq", "alpha"])
 def test_no_one_bit_candidate_collapses_to_a_constant(component, fmt):
     from lpgnas import quant as Q
     from lpgnas.supernet import MixedQuantizer, Relax
@@ -321,6 +353,18 @@ BAD = [
     ("graph-on-fixed-space", _sgquant, _set("graph", value={"readout": "sum"}), "graph"),
     ("fixed-gcn-attention", _sgquant, _set("quant", "attention", value={"bits": [8], "formats": ["affine"]}),
      "quant.attention"),
+    ("dq-per-row", _tiny, _set("quant", "input", value={"bits": [4], "formats": ["dq"], "granularity": "row"}),
+     "quant.input.formats"),
+    ("degree-quant-not-mapping", _tiny, _set("degree_quant", value=0.1), "degree_quant"),
+    ("degree-quant-unknown-key", _tiny, _set("degree_quant", value={"p": 0.1}), "degree_quant.p"),
+    ("degree-quant-above-one", _tiny, _set("degree_quant", value={"p_max": 1.5}), "degree_quant.p_max"),
+    ("degree-quant-negative", _tiny, _set("degree_quant", value={"p_min": -0.1}), "degree_quant.p_min"),
+    ("degree-quant-bool", _tiny, _set("degree_quant", value={"p_max": True}), "degree_quant.p_max"),
+    ("degree-quant-min-above-max", _tiny, _set("degree_quant", value={"p_min": 0.3, "p_max": 0.2}),
+     "degree_quant.p_min"),
+    ("degree-quant-weights-only", _tiny, lambda d: (d.update(degree_quant={}),
+                                                    d.__setitem__("quant", {"weight": d["quant"]["weight"]})),
+     "degree_quant"),
 ]
 
 
@@ -334,6 +378,20 @@ def test_bad_file_names_file_and_field(base, edit, field, tmp_path):
         load_space(path)
     assert err.value.field == field
     assert str(err.value).startswith(f"{path}: {field}: ")
+
+
+@pytest.mark.parametrize("block, expected", [
+    ({}, DegreeQuant(0.0, 0.1)),  # Degree-Quant's INT8 setting
+    ({"p_min": 0.1, "p_max": 0.2}, DegreeQuant(0.1, 0.2)),
+    ({"p_max": 0}, DegreeQuant(0.0, 0.0)),
+])
+def test_degree_quant_block_defaults_and_round_trip(block, expected):
+    doc = _tiny()
+    doc["degree_quant"] = block
+    space = SearchSpace.from_json(doc)
+    assert space.degree_quant == expected
+    assert SearchSpace.from_json(space.to_json()) == space
+    assert "degree_quant" not in load_space("tiny").to_json()  # written only when given
 
 
 def test_every_edit_in_the_table_changes_a_valid_file():

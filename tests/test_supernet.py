@@ -179,6 +179,49 @@ def test_mixed_quantizer_is_the_weighted_sum_of_its_candidates():
     assert {o.method for o in opts} == {"binary", "ternary", "fixed", "affine", "lsq", "fp32"}
 
 
+@pytest.mark.parametrize("component, shape", [("aggregate", (40, 6)), ("attention", (40, 3)), ("weight", (8, 5))])
+def test_mixed_quantizer_keeps_degree_quant_protected_rows_in_training_only(component, shape):
+    """Every candidate of the graph-aware formats (affine, Degree-Quant percentile, learned range)
+    lets a protected row through in training and keeps it out of its statistics, exactly as the
+    library's quantisers do; evaluation (and weights) quantise every row."""
+    from lpgnas import quant as Q
+    from lpgnas.search_spaces import QuantChoices
+
+    opts = QuantChoices(component, (2, 4), ("affine", "dq", "alpha")).options()
+    x = 3.0 * jax.random.normal(jax.random.key(4), shape)
+    protect = jnp.arange(shape[0]) % 3 == 0
+    logits = jnp.linspace(-1.0, 1.0, len(opts)).astype(jnp.float32)
+
+    def fresh():
+        m = MixedQuantizer(component, opts, shape=shape, salt=2, rngs=nnx.Rngs(0))
+        m.logits[...] = logits
+        return m
+
+    for training in (True, False):
+        ctx = Q.QuantContext(training=training, protect=protect)
+        got = fresh()(x, ctx, Relax(1.0))
+        ref = fresh()
+        p = ref.probs(Relax(1.0))
+        want = sum(p[i] * q(x, ctx) for i, q in enumerate(ref.quantizers))
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+        rows = np.asarray(protect)
+        through = np.all(np.asarray(got)[rows] == np.asarray(x)[rows])
+        assert through == (training and component != "weight")
+    assert {o.method for o in opts} >= {"dq", "alpha"} or component == "weight"
+
+
+def test_a_degree_quant_space_derives_its_masking_into_the_quant_config(graph):
+    from lpgnas import quant as Q
+
+    space = parse_space_yaml(WIDE + "degree_quant: {p_min: 0.1, p_max: 0.2}\n")
+    net = _net(space, graph, 0)
+    _force(net, np.random.default_rng(0))
+    arch = derive(net)
+    assert arch.quant is not None and arch.quant.dq == Q.DQSettings(0.1, 0.2)
+    assert Architecture.from_json(arch.to_json()) == arch
+    assert derive(_net(parse_space_yaml(WIDE), graph, 0)).quant.dq is None
+
+
 # -- weight sharing: the discretised supernet is the derived model ----------------------------------
 
 

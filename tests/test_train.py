@@ -127,3 +127,21 @@ def test_an_unknown_recipe_names_the_field_and_the_choices(name, task):
 def test_the_recipe_a_tune_recorded(search, want):
     arch = dataclasses.replace(baseline("gcn", num_classes=3), search=search)
     assert recorded_recipe(arch) == want
+
+
+@pytest.mark.parametrize("quant, own, want", [
+    (None, None, None),  # FP32: nothing to mask
+    ("int4", None, None),  # naive QAT: no mask
+    ("dq-int4", None, (0.1, 0.2)),  # the preset's masking reaches the trainer
+    ("dq-int8", None, (0.0, 0.1)),
+    ("dq-int4", (0.3, 0.4), (0.3, 0.4)),  # an explicit setting is kept
+])
+def test_with_arch_masking_takes_the_architectures_degree_quant_setting(quant, own, want):
+    from lpgnas import quant as Q
+    from lpgnas.arch import baseline
+    from lpgnas.train import TrainConfig, with_arch_masking
+
+    arch = baseline("gcn", num_classes=3)
+    if quant is not None:
+        arch = dataclasses.replace(arch, quant=Q.QuantConfig.preset(quant))
+    assert with_arch_masking(TrainConfig(dq=own), arch).dq == want

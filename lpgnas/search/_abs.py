@@ -185,8 +185,9 @@ def abs_quant_config(space: SearchSpace, params: Mapping[str, Any], bucket_bits:
         table = tuple(int(params[f"deg.b{k}"]) for k in range(space.num_buckets))
         if min(table) < 32:
             degree_bits = Q.DegreeBits(tuple(space.degree_buckets), table)
+    dq = space.degree_quant
     return Q.QuantConfig(default=Q.QuantSpec("fp32", 32), overrides=tuple(overrides), degree_bits=degree_bits,
-                         name="abs")
+                         dq=None if dq is None else Q.DQSettings(dq.p_min, dq.p_max), name="abs")
 
 
 def abs_architecture(space: SearchSpace, params: Mapping[str, Any], num_classes: int,
@@ -464,10 +465,11 @@ class AbsBackend:
         return TrainConfig(**d)
 
     def _finetune(self, arch, graph, arrays, fp32, report):
-        from lpgnas.train import train_node
+        from lpgnas.train import train_node, with_arch_masking
 
+        config = with_arch_masking(self.finetune_config(), arch)  # a degree_quant space masks its candidates
         t0 = time.perf_counter()
-        result, model = train_node(arch, graph, seed=self.seed, config=self.finetune_config(), arrays=arrays,
+        result, model = train_node(arch, graph, seed=self.seed, config=config, arrays=arrays,
                                    init=fp32, report=report)
         return result, model, time.perf_counter() - t0
 

@@ -394,10 +394,9 @@ class DifferentiableBackend:
         """``retrain_seeds`` runs of ``arch`` under ``config`` (a :class:`~lpgnas.train.TrainConfig`
         from :meth:`_train_config`)."""
         from lpgnas import data as D
-        from lpgnas.train import train_graph, train_node
+        from lpgnas.train import train_graph, train_node, with_arch_masking
 
-        if arch.quant is not None and arch.quant.dq is not None:
-            config = dataclasses.replace(config, dq=(arch.quant.dq.p_min, arch.quant.dq.p_max))
+        config = with_arch_masking(config, arch)
         if isinstance(obj, D.GraphDataset):
             split = D.kfold_splits(obj.labels, k=10, seed=0, folds=obj.folds)[0]
             return [train_graph(arch, obj, split, seed=s, config=config)[0] for s in range(self.retrain_seeds)]

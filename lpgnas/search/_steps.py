@@ -1,7 +1,8 @@
 """The two alternating updates of the bilevel search, as pure functions of a :class:`SearchState`.
 
 * :func:`weight_step`: cross-entropy on the training nodes/graphs, gradient w.r.t. the weights
-  (``nnx.Param``) only, one Adam step; observers update (training mode, dropout on).
+  (``nnx.Param``) only, one Adam step; observers update (training mode, dropout on, and the
+  space's Degree-Quant protective mask drawn afresh when it has a ``degree_quant`` block).
 * :func:`logit_step`: cross-entropy on the validation nodes/graphs plus ``lambda`` times the
   normalised expected cost, gradient w.r.t. the :class:`~lpgnas.supernet.ArchLogit` only, one Adam
   step (evaluation mode: no dropout, observers frozen). Its forward pass doubles as the epoch's
@@ -20,6 +21,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
+from lpgnas.quant import dq_protect_probability, dq_sample_mask
 from lpgnas.supernet import ArchLogit, Relax, expected_cost, reference_cost, temperature_at
 
 __all__ = ["SearchState", "Schedule", "Program", "make_program", "split_supernet", "phase"]
@@ -139,6 +141,7 @@ def make_program(net, config, num_nodes: float, num_edges: float) -> Program:
     """
     graphdef = split_supernet(net)[0]
     ref = reference_cost(net, num_nodes, num_edges).target(config.cost)
+    dq = net.space.degree_quant  # Degree-Quant masking of the training steps (None: none)
     w_tx = weight_optimizer(config)
     a_tx = logit_optimizer(config)
 
@@ -149,10 +152,14 @@ def make_program(net, config, num_nodes: float, num_edges: float) -> Program:
         x, ga, labels, mask = batch
         ph = phase(state.epoch, sched)
         k_drop, k_gum = jax.random.split(key)
+        protect = None
+        if dq is not None:
+            prob = dq_protect_probability(ga.in_degree, p_min=dq.p_min, p_max=dq.p_max)
+            protect = dq_sample_mask(jax.random.fold_in(key, 2), prob)
 
         def loss_fn(params):
             model = nnx.merge(graphdef, params, state.logits, state.rest)
-            out = model(x, ga, relax(ph, k_gum), training=True, key=k_drop)
+            out = model(x, ga, relax(ph, k_gum), training=True, key=k_drop, protect=protect)
             _, written, _, rest = nnx.split(model, nnx.Param, ArchLogit, ...)
             return xent(out, labels, mask), (nnx.as_pure(written), nnx.as_pure(rest))
 

@@ -61,7 +61,9 @@ def derive(net, *, search: Mapping[str, Any] | None = None) -> Architecture:
         ))
     quant = None
     if overrides:
-        quant = Q.QuantConfig(default=Q.QuantSpec("fp32", 32), overrides=tuple(overrides), name="lpgnas-search")
+        dq = net.space.degree_quant  # the masking the search trained under, for the retraining too
+        quant = Q.QuantConfig(default=Q.QuantSpec("fp32", 32), overrides=tuple(overrides), name="lpgnas-search",
+                              dq=None if dq is None else Q.DQSettings(dq.p_min, dq.p_max))
     return Architecture(
         layers=tuple(layers),
         task=plan.task,

@@ -117,13 +117,17 @@ class SuperLayer(nnx.Module):
 
     # -- forward -------------------------------------------------------------------------------
     def __call__(self, x, ga: GraphArrays, relax: Relax, *, training: bool = False, key: jax.Array | None = None,
-                 attn_dropout: float = 0.0) -> jax.Array:
+                 attn_dropout: float = 0.0, protect: jax.Array | None = None) -> jax.Array:
+        """``protect``: Degree-Quant's protective mask (``bool [N]``) of this training step, or
+        ``None``; node tensors of protected nodes and edge tensors of their out-edges stay in full
+        precision (as in :class:`lpgnas.nn.GNNLayer`)."""
         slot = self.slot
         n = ga.num_nodes
         k, f = self.k_max, self.f_max
         senders, receivers = ga.loop_senders, ga.loop_receivers
-        node_ctx = Q.QuantContext(training=training, degree=ga.in_degree)
-        edge_ctx = Q.QuantContext(training=training, degree=ga.in_degree[receivers])
+        node_ctx = Q.QuantContext(training=training, protect=protect, degree=ga.in_degree)
+        edge_ctx = Q.QuantContext(training=training, protect=None if protect is None else protect[senders],
+                                  degree=ga.in_degree[receivers])
         w_ctx = Q.QuantContext(training=training)
 
         def mq(component, value, ctx):
@@ -136,7 +140,9 @@ class SuperLayer(nnx.Module):
         elif isinstance(x, jsparse.BCOO):
             # quantise the stored values (zeros stay zero), then one dense GEMM: on CPU it beats the
             # gather/scatter sparse product by far at supernet widths
-            xq = jsparse.BCOO((mq("input", x.data, w_ctx), x.indices), shape=x.shape,
+            # (a protected node's stored values pass through, as its dense row would)
+            nz_ctx = w_ctx if protect is None else Q.QuantContext(training=training, protect=protect[x.indices[:, 0]])
+            xq = jsparse.BCOO((mq("input", x.data, nz_ctx), x.indices), shape=x.shape,
                               indices_sorted=x.indices_sorted, unique_indices=x.unique_indices).todense()
         else:
             xq = mq("input", x, node_ctx)

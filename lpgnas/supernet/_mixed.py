@@ -90,6 +90,9 @@ class MixedQuantizer(nnx.Module):
         return jnp.sum(self.probs(relax) * jnp.asarray(np.asarray(self.bits, np.float32)))
 
     def __call__(self, x: jax.Array, ctx: Q.QuantContext, relax: Relax) -> jax.Array:
+        """In training, the rows ``ctx.protect`` marks (Degree-Quant's protective mask) pass through
+        every candidate unquantised and feed none of their statistics, as in
+        :func:`lpgnas.quant.quant_apply`."""
         if len(self.quantizers) == 1:
             return self.quantizers[0](x, ctx)
         p = self.probs(relax)
@@ -107,7 +110,11 @@ class MixedQuantizer(nnx.Module):
                         getattr(q, name)[...] = jax.lax.stop_gradient(new_state[name])
             methods.append((q.plan.method, q.plan.backward))
             params.append(_qp_arrays(q.plan.method, qp, x.dtype))
-        return _mix(tuple(methods), x, p, tuple(params))
+        y = _mix(tuple(methods), x, p, tuple(params))
+        if ctx.training and ctx.protect is not None and self.kind != "weight":
+            keep = jnp.asarray(ctx.protect, bool).reshape((-1,) + (1,) * (x.ndim - 1))
+            y = jnp.where(keep, x, y)
+        return y
 
     def choice(self) -> QuantOption:
         """The candidate with the largest logit."""

@@ -117,7 +117,8 @@ class Supernet(nnx.Module):
 
     # -- forward -------------------------------------------------------------------------------
     def __call__(self, x, ga: GraphArrays, relax: Relax = Relax(), *, training: bool = False,
-                 key: jax.Array | None = None) -> jax.Array:
+                 key: jax.Array | None = None, protect: jax.Array | None = None) -> jax.Array:
+        """``protect``: Degree-Quant's protective mask (``bool [N]``) of a training step, or ``None``."""
         if isinstance(x, SparseRows):
             x = x.to_bcoo()  # the supernet quantises a BCOO's stored values; same matrix, same draws
         cfg = self.config
@@ -131,7 +132,8 @@ class Supernet(nnx.Module):
             h_in = h
             if node_task:
                 h = dropout(h, cfg.input_dropout if i == 0 else cfg.dropout, keys[2 * i], training, octets=True)
-            out = layer(h, ga, relax, training=training, key=keys[2 * i + 1], attn_dropout=cfg.attn_dropout)
+            out = layer(h, ga, relax, training=training, key=keys[2 * i + 1], attn_dropout=cfg.attn_dropout,
+                        protect=protect)
             h = out if active[i] is None else active[i] * out + (1.0 - active[i]) * h_in
             reps.append((h, active[i]))
         if node_task:
