@@ -220,6 +220,12 @@ class DegreeQuant(NamedTuple):
     p_min: float = 0.0
     p_max: float = 0.1
 
+    def settings(self):
+        """The :class:`lpgnas.quant.DQSettings` a derived quantisation config carries."""
+        from lpgnas.quant import DQSettings
+
+        return DQSettings(self.p_min, self.p_max)
+
     def to_json(self) -> dict:
         return {"p_min": self.p_min, "p_max": self.p_max}
 

@@ -82,6 +82,7 @@ __all__ = [
     "quant_init",
     "quant_params",
     "quant_apply",
+    "pass_protected",
     "quant_to_integer",
     "affine_qparams",
     "row_compact_exact",
@@ -473,9 +474,16 @@ def quant_apply(plan: QuantPlan, state: dict, x: jax.Array, ctx: QuantContext = 
     y = _fake(plan, qp, x)
     if qp.passthrough is not None:
         y = jnp.where(row_mask(qp.passthrough, x.ndim), x, y)
-    if ctx.training and ctx.protect is not None and plan.kind != "weight":
-        y = jnp.where(row_mask(jnp.asarray(ctx.protect, bool), x.ndim), x, y)
-    return y, new_state
+    return pass_protected(plan.kind, ctx, x, y), new_state
+
+
+def pass_protected(kind: str, ctx: QuantContext, x: jax.Array, y: jax.Array) -> jax.Array:
+    """``y`` (the quantised ``x``) with the rows ``ctx.protect`` marks put back to ``x``: Degree-Quant's
+    protection of node / edge tensors (``kind`` ``node`` or ``edge``) in training. Weights, evaluation
+    and a context without a mask return ``y`` unchanged."""
+    if ctx.training and ctx.protect is not None and kind != "weight":
+        return jnp.where(row_mask(jnp.asarray(ctx.protect, bool), x.ndim), x, y)
+    return y
 
 
 def quant_to_integer(

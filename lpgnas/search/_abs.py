@@ -187,7 +187,7 @@ def abs_quant_config(space: SearchSpace, params: Mapping[str, Any], bucket_bits:
             degree_bits = Q.DegreeBits(tuple(space.degree_buckets), table)
     dq = space.degree_quant
     return Q.QuantConfig(default=Q.QuantSpec("fp32", 32), overrides=tuple(overrides), degree_bits=degree_bits,
-                         dq=None if dq is None else Q.DQSettings(dq.p_min, dq.p_max), name="abs")
+                         dq=None if dq is None else dq.settings(), name="abs")
 
 
 def abs_architecture(space: SearchSpace, params: Mapping[str, Any], num_classes: int,

@@ -63,7 +63,7 @@ def derive(net, *, search: Mapping[str, Any] | None = None) -> Architecture:
     if overrides:
         dq = net.space.degree_quant  # the masking the search trained under, for the retraining too
         quant = Q.QuantConfig(default=Q.QuantSpec("fp32", 32), overrides=tuple(overrides), name="lpgnas-search",
-                              dq=None if dq is None else Q.DQSettings(dq.p_min, dq.p_max))
+                              dq=None if dq is None else dq.settings())
     return Architecture(
         layers=tuple(layers),
         task=plan.task,

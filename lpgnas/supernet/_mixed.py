@@ -110,11 +110,7 @@ class MixedQuantizer(nnx.Module):
                         getattr(q, name)[...] = jax.lax.stop_gradient(new_state[name])
             methods.append((q.plan.method, q.plan.backward))
             params.append(_qp_arrays(q.plan.method, qp, x.dtype))
-        y = _mix(tuple(methods), x, p, tuple(params))
-        if ctx.training and ctx.protect is not None and self.kind != "weight":
-            keep = jnp.asarray(ctx.protect, bool).reshape((-1,) + (1,) * (x.ndim - 1))
-            y = jnp.where(keep, x, y)
-        return y
+        return Q.pass_protected(self.kind, ctx, x, _mix(tuple(methods), x, p, tuple(params)))
 
     def choice(self) -> QuantOption:
         """The candidate with the largest logit."""
